@@ -1,0 +1,2 @@
+//! The `strait` binary (in progress).
+fn main() {}

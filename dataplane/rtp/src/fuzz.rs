@@ -1,0 +1,1 @@
+//! Fuzz entry points, compiled only with the `fuzz` feature.

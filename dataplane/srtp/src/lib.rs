@@ -1,0 +1,1 @@
+//! In-place SRTP and SRTCP (in progress).
