@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building and testing Strait needs on Debian 12 (run as root).
+# Sourced by run.sh and test.sh; safe to run again (it only installs what is missing).
+set -euo pipefail
+
+STRAIT_APT_BUILD=(build-essential pkg-config cmake libopus-dev libssl-dev ca-certificates curl)
+STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang)
+
+strait_apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> apt-get install ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+strait_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        # Debian 12's own rustc (1.63) is too old for the dependencies: use rustup's stable toolchain.
+        echo "==> installing the Rust toolchain with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal \
+            --component clippy,rustfmt
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+}
