@@ -1,0 +1,3 @@
+//! Strait's data plane (in progress).
+pub mod io;
+pub mod stun;

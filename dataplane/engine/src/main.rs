@@ -1,0 +1,2 @@
+//! The `strait-dataplane` process (in progress).
+fn main() {}
