@@ -1,3 +1,4 @@
 //! Strait's data plane (in progress).
 pub mod io;
+pub mod pipeline;
 pub mod stun;

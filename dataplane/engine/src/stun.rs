@@ -91,11 +91,12 @@ pub fn is_stun(buf: &[u8]) -> bool {
         && buf[0] & 0xC0 == 0
         && be32(buf, 4) == MAGIC_COOKIE
         && usize::from(be16(buf, 2)) + HEADER_LEN == buf.len()
-        && be16(buf, 2) % 4 == 0
+        && be16(buf, 2).is_multiple_of(4)
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
-    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     for p in parts {
         mac.update(p);
     }
@@ -223,7 +224,11 @@ pub fn write_binding_success(
         IpAddr::V6(ip) => {
             out[at + 5] = 0x02;
             for (i, b) in ip.octets().iter().enumerate() {
-                let k = if i < 4 { cookie[i] } else { transaction_id[i - 4] };
+                let k = if i < 4 {
+                    cookie[i]
+                } else {
+                    transaction_id[i - 4]
+                };
                 out[at + 8 + i] = b ^ k;
             }
         }
@@ -293,14 +298,7 @@ pub fn write_binding_request(
     use_candidate: bool,
 ) -> Result<usize, StunError> {
     let ulen_padded = (username.len() + 3) & !3;
-    let total = HEADER_LEN
-        + 4
-        + ulen_padded
-        + 8
-        + 12
-        + if use_candidate { 4 } else { 0 }
-        + 24
-        + 8;
+    let total = HEADER_LEN + 4 + ulen_padded + 8 + 12 + if use_candidate { 4 } else { 0 } + 24 + 8;
     if username.len() > 512 {
         return Err(StunError::Malformed);
     }
@@ -412,15 +410,27 @@ mod tests {
         for from in ["127.0.0.1:40000", "[::1]:5004"] {
             let from: SocketAddr = from.parse().unwrap();
             let mut req = [0u8; 256];
-            let n = write_binding_request(&mut req, &tid, b"local:remote", b"pwd-of-local-agent-1234", 99, true)
-                .unwrap();
+            let n = write_binding_request(
+                &mut req,
+                &tid,
+                b"local:remote",
+                b"pwd-of-local-agent-1234",
+                99,
+                true,
+            )
+            .unwrap();
             let r = check_binding_request(&req[..n], b"local", b"pwd-of-local-agent-1234").unwrap();
             assert!(r.use_candidate);
             assert_eq!(r.priority, Some(99));
             assert_eq!(r.controlling, Some(true));
             let mut resp = [0u8; 128];
-            let m = write_binding_success(&mut resp, &r.transaction_id, from, b"pwd-of-local-agent-1234")
-                .unwrap();
+            let m = write_binding_success(
+                &mut resp,
+                &r.transaction_id,
+                from,
+                b"pwd-of-local-agent-1234",
+            )
+            .unwrap();
             assert!(is_stun(&resp[..m]));
             assert_eq!(parse_xor_mapped_address(&resp[..m]), Some(from));
             assert_eq!(

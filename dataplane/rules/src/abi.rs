@@ -37,6 +37,8 @@ pub enum Kind {
     LegState = 0x85,
     /// No body: end of a snapshot.
     SnapshotEnd = 0x86,
+    /// [`RuleRejected`]: a rule could not be applied.
+    RuleRejected = 0x87,
 }
 
 impl Kind {
@@ -54,6 +56,7 @@ impl Kind {
             0x84 => Kind::TimedOut,
             0x85 => Kind::LegState,
             0x86 => Kind::SnapshotEnd,
+            0x87 => Kind::RuleRejected,
             _ => return None,
         })
     }
@@ -232,6 +235,38 @@ pub struct LegEvent {
     pub _pad: u32,
 }
 
+/// Body of [`Kind::RuleRejected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct RuleRejected {
+    /// The leg the rule named (0 if the rule was unreadable).
+    pub leg_id: u64,
+    /// The rule's [`Kind`] as a number.
+    pub kind: u16,
+    /// Zero.
+    pub _pad: u16,
+    /// Why, as [`reject`] code.
+    pub reason: u32,
+}
+
+/// Reasons in [`RuleRejected::reason`].
+pub mod reject {
+    /// The body has the wrong size for its kind.
+    pub const BAD_SIZE: u32 = 1;
+    /// Unknown message kind.
+    pub const UNKNOWN_KIND: u32 = 2;
+    /// A field is out of range (port 0, lengths past their arrays, unknown suite...).
+    pub const BAD_FIELD: u32 = 3;
+    /// The leg does not exist.
+    pub const NO_SUCH_LEG: u32 = 4;
+    /// A local port is already used by another leg, or could not be opened.
+    pub const PORT_UNAVAILABLE: u32 = 5;
+    /// The worker's leg table is full.
+    pub const TABLE_FULL: u32 = 6;
+    /// The counter slot is outside the region's counter table.
+    pub const BAD_COUNTER_SLOT: u32 = 7;
+}
+
 /// Per-leg counters in shared memory, written only by the owning worker.
 pub mod counter {
     /// Packets received on the leg.
@@ -266,11 +301,12 @@ const _: () = {
     assert!(core::mem::size_of::<SendPacket>() == 32);
     assert!(core::mem::size_of::<Punted>() == 32);
     assert!(core::mem::size_of::<LegEvent>() == 32);
+    assert!(core::mem::size_of::<RuleRejected>() == 16);
 };
 
 /// The size table published in the region header: one entry per ABI struct,
 /// in this order. Attaching compares it entry by entry.
-pub const SIZE_TABLE: [(&str, u32); 8] = [
+pub const SIZE_TABLE: [(&str, u32); 9] = [
     ("Addr", core::mem::size_of::<Addr>() as u32),
     ("SrtpKeys", core::mem::size_of::<SrtpKeys>() as u32),
     ("LegRule", core::mem::size_of::<LegRule>() as u32),
@@ -278,5 +314,6 @@ pub const SIZE_TABLE: [(&str, u32); 8] = [
     ("SendPacket", core::mem::size_of::<SendPacket>() as u32),
     ("Punted", core::mem::size_of::<Punted>() as u32),
     ("LegEvent", core::mem::size_of::<LegEvent>() as u32),
+    ("RuleRejected", core::mem::size_of::<RuleRejected>() as u32),
     ("counters per leg", counter::COUNT as u32 * 8),
 ];
