@@ -21,6 +21,13 @@ pub enum Error {
     Unsupported,
     /// Output buffer too small for what was asked.
     BufferTooSmall,
+    /// An argument cannot be encoded on the wire or is out of range (e.g. an
+    /// empty NACK list, more than 31 report blocks, an inconsistent config).
+    InvalidArgument,
+    /// A new stream was refused because the configured maximum is in use.
+    TooManyStreams,
+    /// A packet is larger than the configured maximum packet size.
+    PacketTooLarge,
 }
 
 impl fmt::Display for Error {
@@ -34,6 +41,9 @@ impl fmt::Display for Error {
             Error::BadLength => "length field disagrees with packet",
             Error::Unsupported => "unsupported packet type",
             Error::BufferTooSmall => "output buffer too small",
+            Error::InvalidArgument => "argument cannot be encoded or is out of range",
+            Error::TooManyStreams => "too many streams",
+            Error::PacketTooLarge => "packet larger than the configured maximum",
         })
     }
 }

@@ -205,8 +205,10 @@ impl<'a> Iterator for ExtensionElements<'a> {
                 (first, usize::from(l), 2)
             } else {
                 let id = first >> 4;
-                if id == 15 {
-                    // Reserved id: stop processing (RFC 8285 §4.2).
+                if id == 15 || id == 0 {
+                    // Id 15 is reserved: stop processing (RFC 8285 §4.2).
+                    // Id 0 is only valid as a padding byte (0x00, skipped
+                    // above); with a length it is malformed, so stop too.
                     self.body = &[];
                     return None;
                 }
@@ -397,7 +399,13 @@ mod tests {
         m.payload_mut().unwrap()[0] = 9;
         let r = RtpPacket::parse(&p).unwrap();
         assert_eq!(
-            (r.sequence(), r.timestamp(), r.ssrc(), r.payload_type(), r.marker()),
+            (
+                r.sequence(),
+                r.timestamp(),
+                r.ssrc(),
+                r.payload_type(),
+                r.marker()
+            ),
             (7, 0x01020304, 42, 0, false)
         );
         assert_eq!(r.payload().unwrap()[0], 9);
