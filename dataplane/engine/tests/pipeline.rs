@@ -65,6 +65,8 @@ fn world(name: &str) -> World {
                     slot_size: 2048,
                 },
                 max_legs: 64,
+                port_min: 30000,
+                port_max: 40000,
             },
         )
         .unwrap(),

@@ -42,6 +42,9 @@ struct RegionHeader {
     max_legs: u32,
     owner_pid: u32,
     size_count: u32,
+    port_min: u16,
+    port_max: u16,
+    _pad: u32,
     region_len: u64,
     rings_offset: u64,
     counters_offset: u64,
@@ -60,9 +63,23 @@ pub struct RegionLayout {
     pub ring: RingGeometry,
     /// Slots in the per-leg counter table.
     pub max_legs: u32,
+    /// Lowest media port (even).
+    pub port_min: u16,
+    /// Highest media port.
+    pub port_max: u16,
 }
 
 impl RegionLayout {
+    /// The worker that owns media `port`: ports are handed out in pairs
+    /// (RTP, RTCP = RTP + 1), pair `k` belongs to worker `k % workers`.
+    /// `None` outside the media port range.
+    pub fn worker_for_port(&self, port: u16) -> Option<u32> {
+        if port < self.port_min || port > self.port_max || self.workers == 0 {
+            return None;
+        }
+        Some((u32::from(port - self.port_min) / 2) % self.workers)
+    }
+
     fn offsets(&self) -> Result<(usize, usize, usize), RegionError> {
         let ring_len = self.ring.byte_len().map_err(RegionError::Layout)?;
         if self.workers == 0 || self.workers > 1024 {
@@ -70,6 +87,12 @@ impl RegionLayout {
         }
         if self.max_legs == 0 || self.max_legs > 1 << 22 {
             return Err(RegionError::Layout("max_legs must be 1..=4194304"));
+        }
+        if self.port_min == 0 || !self.port_min.is_multiple_of(2) || self.port_max <= self.port_min
+        {
+            return Err(RegionError::Layout(
+                "media ports: port_min must be even and non-zero, port_max above it",
+            ));
         }
         let rings_offset = HEADER_LEN;
         let counters_offset = rings_offset + 2 * ring_len * self.workers as usize;
@@ -180,6 +203,9 @@ impl Region {
             max_legs: layout.max_legs,
             owner_pid: std::process::id(),
             size_count: SIZE_TABLE.len() as u32,
+            port_min: layout.port_min,
+            port_max: layout.port_max,
+            _pad: 0,
             region_len: total as u64,
             rings_offset: rings_offset as u64,
             counters_offset: counters_offset as u64,
@@ -244,6 +270,8 @@ impl Region {
                 slot_size: header.ring_slot_size,
             },
             max_legs: header.max_legs,
+            port_min: header.port_min,
+            port_max: header.port_max,
         };
         let (rings_offset, counters_offset, total) = layout
             .offsets()
@@ -384,7 +412,20 @@ mod tests {
                 slot_size: 128,
             },
             max_legs: 4,
+            port_min: 30000,
+            port_max: 30099,
         }
+    }
+
+    #[test]
+    fn ports_go_to_workers_in_pairs() {
+        let l = layout();
+        assert_eq!(l.worker_for_port(30000), Some(0));
+        assert_eq!(l.worker_for_port(30001), Some(0));
+        assert_eq!(l.worker_for_port(30002), Some(1));
+        assert_eq!(l.worker_for_port(30004), Some(0));
+        assert_eq!(l.worker_for_port(29999), None);
+        assert_eq!(l.worker_for_port(30100), None);
     }
 
     fn poke_header(region: &Region, offset: usize, value: u32) {

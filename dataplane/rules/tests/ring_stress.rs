@@ -82,6 +82,8 @@ fn concurrent_producer_and_consumer_in_both_directions() {
             workers: 1,
             ring: geo,
             max_legs: 1,
+            port_min: 30000,
+            port_max: 40000,
         },
     )
     .unwrap();
@@ -119,6 +121,8 @@ fn positions_survive_reattach() {
             workers: 1,
             ring: geo,
             max_legs: 1,
+            port_min: 30000,
+            port_max: 40000,
         },
     )
     .unwrap();
@@ -154,6 +158,8 @@ fn oversized_and_full_are_errors_not_overwrites() {
             workers: 1,
             ring: geo,
             max_legs: 1,
+            port_min: 30000,
+            port_max: 40000,
         },
     )
     .unwrap();
