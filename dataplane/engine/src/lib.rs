@@ -2,3 +2,4 @@
 pub mod io;
 pub mod pipeline;
 pub mod stun;
+pub mod worker;

@@ -318,7 +318,9 @@ impl Core {
         }
     }
 
-    fn reject(&mut self, fx: &mut impl Effects, kind: u16, leg_id: u64, reason: u32) {
+    /// Reports a rule the runtime could not apply (e.g. its port would not
+    /// bind) as a [`Kind::RuleRejected`] event, counted like the core's own.
+    pub fn reject_rule(&mut self, fx: &mut impl Effects, kind: u16, leg_id: u64, reason: u32) {
         self.stats.rules_rejected += 1;
         let body = abi::RuleRejected {
             leg_id,
@@ -372,7 +374,7 @@ impl Core {
         };
         match result {
             Ok(()) => self.stats.rules_applied += 1,
-            Err((leg_id, reason)) => self.reject(fx, kind, leg_id, reason),
+            Err((leg_id, reason)) => self.reject_rule(fx, kind, leg_id, reason),
         }
     }
 

@@ -1,0 +1,250 @@
+//! One data-plane worker: a thread pinned to one core that owns an I/O
+//! backend (its sockets), a [`Core`] (its legs) and its pair of rings.
+//!
+//! The loop, in order, each iteration:
+//! 1. read the clock once;
+//! 2. apply up to [`RULES_PER_ITERATION`] rules from the control plane,
+//!    opening the sockets an added leg needs first;
+//! 3. receive a batch and run every packet through [`Core::on_packet`],
+//!    sending the verdicts from the same buffers;
+//! 4. every [`TIMER_INTERVAL`], reap idle legs and check ICE consent.
+//!
+//! When nothing arrives it busy-polls briefly and then sleeps in the kernel
+//! for at most [`IDLE_WAIT`], so rules are picked up within a millisecond.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strait_rules::abi::{self, reject, Kind, LegRule};
+use strait_rules::region::Region;
+use strait_rules::ring::Producer;
+
+use crate::io::{Backend, DatagramIo, IoConfig, IoStats, SocketId, TxQueue, Verdict as IoVerdict};
+use crate::pipeline::{Core, CoreConfig, CoreStats, Effects, Verdict};
+
+/// Most rules applied per loop iteration, so a flood of rules cannot starve
+/// media.
+pub const RULES_PER_ITERATION: usize = 256;
+/// How often idle legs are reaped and consent is checked.
+pub const TIMER_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest kernel wait when idle.
+pub const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// Non-blocking polls before an idle wait.
+pub const BUSY_SPINS: u32 = 64;
+
+/// How one worker is set up.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Index of this worker (its ring pair in the region).
+    pub index: u32,
+    /// Core to pin to, if any.
+    pub core: Option<usize>,
+    /// Local address media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// I/O backend settings.
+    pub io: IoConfig,
+    /// Leg table limits.
+    pub core_config: CoreConfig,
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Clone)]
+pub struct WorkerReport {
+    /// The backend that ran.
+    pub backend: String,
+    /// I/O counters.
+    pub io: IoStats,
+    /// Core counters.
+    pub core: CoreStats,
+    /// Events that did not fit the event ring.
+    pub events_lost: u64,
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_to_core(core: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit array for which all-zero is valid;
+    // CPU_SET writes inside it (core is checked against its capacity) and
+    // sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if core >= 8 * core::mem::size_of::<libc::cpu_set_t>() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "core index too large",
+            ));
+        }
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The effects of the core, carried out on this worker's backend and rings.
+struct Fx<'a> {
+    txq: &'a mut TxQueue,
+    port_socket: &'a [Option<SocketId>],
+    events: &'a mut Producer,
+    to_close: &'a mut Vec<u16>,
+    events_lost: &'a mut u64,
+}
+
+impl Effects for Fx<'_> {
+    fn send(&mut self, port: u16, to: SocketAddr, bytes: &[u8]) {
+        if let Some(sock) = self.port_socket[usize::from(port)] {
+            // A full queue is counted by the backend.
+            let _ = self.txq.queue_send(sock, to, bytes);
+        }
+    }
+
+    fn event(&mut self, kind: Kind, body: &[u8]) -> bool {
+        let ok = self.events.push(kind as u16, body).is_ok();
+        if !ok {
+            *self.events_lost += 1;
+        }
+        ok
+    }
+
+    fn punt(&mut self, header: &abi::Punted, packet: &[u8]) -> bool {
+        let h = bytemuck::bytes_of(header);
+        self.events
+            .push_with(Kind::Punted as u16, h.len() + packet.len(), |dst| {
+                dst[..h.len()].copy_from_slice(h);
+                dst[h.len()..].copy_from_slice(packet);
+            })
+            .is_ok()
+    }
+
+    fn close_port(&mut self, port: u16) {
+        self.to_close.push(port);
+    }
+}
+
+/// Runs a worker until `stop` is set. Call on the thread that will run it.
+pub fn run(
+    config: WorkerConfig,
+    region: Arc<Region>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<WorkerReport> {
+    if let Some(core) = config.core {
+        pin_to_core(core)?;
+    }
+    let mut io = Backend::open(&config.io)?;
+    let (mut rules, mut events) = region.worker_ends(config.index).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "worker index outside the region",
+        )
+    })?;
+    let mut core = Core::new(config.core_config, region.clone());
+    let mut port_socket: Vec<Option<SocketId>> = vec![None; 65_536];
+    let mut socket_port: Vec<u16> = Vec::new();
+    let mut to_close: Vec<u16> = Vec::with_capacity(64);
+    let mut events_lost = 0u64;
+    let mut next_timer = Instant::now() + TIMER_INTERVAL;
+    let layout = region.layout();
+
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+
+        for _ in 0..RULES_PER_ITERATION {
+            let applied = rules.pop(|kind, body| {
+                let open = |io: &mut Backend,
+                            port_socket: &mut Vec<Option<SocketId>>,
+                            socket_port: &mut Vec<u16>,
+                            rule: &LegRule|
+                 -> Result<(), u32> {
+                    for port in core.ports_to_open(rule).into_iter().flatten() {
+                        if layout.worker_for_port(port) != Some(config.index) {
+                            return Err(reject::PORT_UNAVAILABLE);
+                        }
+                        let sock = io
+                            .bind(SocketAddr::new(config.bind_ip, port))
+                            .map_err(|_| reject::PORT_UNAVAILABLE)?;
+                        port_socket[usize::from(port)] = Some(sock);
+                        if socket_port.len() <= sock.index() {
+                            socket_port.resize(sock.index() + 1, 0);
+                        }
+                        socket_port[sock.index()] = port;
+                    }
+                    Ok(())
+                };
+                let is_leg = kind == Kind::AddLeg as u16 || kind == Kind::UpdateLeg as u16;
+                let opened = match (is_leg, bytemuck::try_pod_read_unaligned::<LegRule>(body)) {
+                    (true, Ok(rule)) => open(&mut io, &mut port_socket, &mut socket_port, &rule)
+                        .map_err(|r| (rule.leg_id, r)),
+                    _ => Ok(()),
+                };
+                let mut fx = Fx {
+                    txq: io.tx_queue(),
+                    port_socket: &port_socket,
+                    events: &mut events,
+                    to_close: &mut to_close,
+                    events_lost: &mut events_lost,
+                };
+                match opened {
+                    Ok(()) => core.apply(now, kind, body, &mut fx),
+                    Err((leg_id, reason)) => core.reject_rule(&mut fx, kind, leg_id, reason),
+                }
+            });
+            match applied {
+                Ok(Some(())) => {}
+                Ok(None) => break,
+                Err(e) => return Err(io::Error::other(format!("rule ring: {e}"))),
+            }
+        }
+        close_ports(&mut io, &mut to_close, &mut port_socket);
+
+        io.run_busy(BUSY_SPINS, IDLE_WAIT, |pkt, txq| {
+            let port = socket_port.get(pkt.socket.index()).copied().unwrap_or(0);
+            let len = pkt.len;
+            let from = pkt.from;
+            let mut fx = Fx {
+                txq,
+                port_socket: &port_socket,
+                events: &mut events,
+                to_close: &mut to_close,
+                events_lost: &mut events_lost,
+            };
+            match core.on_packet(now, port, from, pkt.buf, len, &mut fx) {
+                Verdict::Send { port, to, len } => match port_socket[usize::from(port)] {
+                    Some(socket) => IoVerdict::Send { socket, to, len },
+                    None => IoVerdict::Drop,
+                },
+                Verdict::Consumed | Verdict::Drop(_) => IoVerdict::Drop,
+            }
+        })?;
+
+        if now >= next_timer {
+            next_timer = now + TIMER_INTERVAL;
+            let mut fx = Fx {
+                txq: io.tx_queue(),
+                port_socket: &port_socket,
+                events: &mut events,
+                to_close: &mut to_close,
+                events_lost: &mut events_lost,
+            };
+            core.on_timer(now, &mut fx);
+            close_ports(&mut io, &mut to_close, &mut port_socket);
+        }
+    }
+    io.flush()?;
+    Ok(WorkerReport {
+        backend: io.kind().to_string(),
+        io: io.stats(),
+        core: core.stats().clone(),
+        events_lost,
+    })
+}
+
+fn close_ports(io: &mut Backend, to_close: &mut Vec<u16>, port_socket: &mut [Option<SocketId>]) {
+    for port in to_close.drain(..) {
+        if let Some(sock) = port_socket[usize::from(port)].take() {
+            let _ = io.remove_socket(sock);
+        }
+    }
+}
