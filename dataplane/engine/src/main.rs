@@ -21,8 +21,9 @@ const USAGE: &str = "usage: strait-dataplane [--shm PATH] [--workers N] [--cores
   --workers N     number of workers (default: the number of --cores, else 1)
   --cores LIST    comma-separated cores to pin workers to, in order (default: no pinning)
   --bind IP       address media sockets bind to (default 127.0.0.1)
-  --port-min P    lowest media port, even (default 30000)
-  --port-max P    highest media port (default 39999)
+  --port-min P    lowest media port, even (default 20000)
+  --port-max P    highest media port (default 29999; keep the range clear of the kernel's
+                  ephemeral ports, net.ipv4.ip_local_port_range, 32768-60999 by default)
   --io KIND       I/O backend: auto (io_uring, else recvmmsg), uring or mmsg (default auto)
   --max-legs N    legs per worker, and counter slots in the region (default 20000)";
 
@@ -43,8 +44,8 @@ fn parse_args() -> Result<Args, String> {
         workers: None,
         cores: Vec::new(),
         bind: "127.0.0.1".parse().expect("literal address"),
-        port_min: 30000,
-        port_max: 39999,
+        port_min: 20000,
+        port_max: 29999,
         io: BackendKind::Auto,
         max_legs: 20_000,
     };
