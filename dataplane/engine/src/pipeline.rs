@@ -32,12 +32,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use strait_codec::g711::Law;
+use strait_codec::opus::EncoderConfig;
+use strait_codec::transcode::{
+    DecoderConfig, EventFormats, Formats, G711ToOpus, OpusToG711, OutputStream, PayloadFormat,
+};
 use strait_rtp::demux::{classify, PacketKind};
 use strait_rtp::nack::{NackBuffer, NackConfig};
 use strait_rtp::rtcp::{self, RtcpView, SsrcField};
 use strait_rtp::rtp::{RtpPacket, RtpPacketMut};
 use strait_rtp::seq::SeqExtender;
-use strait_rules::abi::{self, counter, flags, reject, Kind, LegRule};
+use strait_rules::abi::{self, counter, flags, reject, transcode, Kind, LegRule};
 use strait_rules::region::Region;
 use strait_srtp::{Config as SrtpConfig, SrtpContext, Suite};
 
@@ -159,6 +164,7 @@ struct Leg {
     srtp_rx: Option<SrtpContext>,
     srtp_tx: Option<SrtpContext>,
     nack: Option<NackBuffer>,
+    transcoder: Option<Transcoder>,
     pt_map: [u8; 128],
     out: OutStream,
     inp: InStream,
@@ -219,6 +225,80 @@ fn srtp_context(k: &abi::SrtpKeys) -> Result<Option<SrtpContext>, u32> {
         .map_err(|_| reject::BAD_FIELD)
 }
 
+/// A leg's transcoder: owns the SSRC, sequence numbers and timestamps of
+/// the stream leaving the leg.
+#[derive(Debug)]
+enum Transcoder {
+    ToOpus(Box<G711ToOpus>),
+    ToG711(Box<OpusToG711>),
+}
+
+impl Transcoder {
+    fn from_rule(rule: &LegRule) -> Result<Option<Self>, u32> {
+        let t = rule.transcode;
+        if t.mode == transcode::NONE {
+            return Ok(None);
+        }
+        let law = match t.law {
+            0 => Law::Ulaw,
+            1 => Law::Alaw,
+            _ => return Err(reject::BAD_FIELD),
+        };
+        let events = (t.g711_event_pt != 0xFF && t.opus_event_pt != 0xFF).then(|| EventFormats {
+            g711: PayloadFormat::new(t.g711_event_pt, 8000),
+            opus: PayloadFormat::new(t.opus_event_pt, 48_000),
+        });
+        let formats = Formats {
+            g711: PayloadFormat::new(t.g711_pt, 8000),
+            law,
+            opus: PayloadFormat::new(t.opus_pt, 48_000),
+            telephone_event: events,
+        };
+        // The output stream's identity: the rule's SSRC, else one derived
+        // from the leg id; sequence and timestamp start from the id too
+        // (unpredictable enough for a relay; RFC 3550 asks for random).
+        let mix = rule.leg_id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let output = OutputStream {
+            ssrc: if rule.ssrc_out != 0 {
+                rule.ssrc_out
+            } else {
+                (mix >> 32) as u32 | 1
+            },
+            initial_sequence: (mix >> 16) as u16,
+            initial_timestamp: mix as u32,
+        };
+        match t.mode {
+            transcode::G711_TO_OPUS => {
+                let enc = EncoderConfig {
+                    complexity: t.complexity.min(10).into(),
+                    ..EncoderConfig::default()
+                };
+                G711ToOpus::new(&formats, output, &enc)
+                    .map(|x| Some(Transcoder::ToOpus(Box::new(x))))
+                    .map_err(|_| reject::BAD_FIELD)
+            }
+            transcode::OPUS_TO_G711 => OpusToG711::new(&formats, output, &DecoderConfig::default())
+                .map(|x| Some(Transcoder::ToG711(Box::new(x))))
+                .map_err(|_| reject::BAD_FIELD),
+            _ => Err(reject::BAD_FIELD),
+        }
+    }
+
+    fn push(&mut self, packet: &[u8]) -> bool {
+        match self {
+            Transcoder::ToOpus(t) => t.push(packet).is_ok(),
+            Transcoder::ToG711(t) => t.push(packet).is_ok(),
+        }
+    }
+
+    fn poll(&mut self, out: &mut [u8]) -> Option<usize> {
+        match self {
+            Transcoder::ToOpus(t) => t.poll(out).ok().flatten(),
+            Transcoder::ToG711(t) => t.poll(out).ok().flatten(),
+        }
+    }
+}
+
 /// Limits of one worker's core.
 #[derive(Debug, Clone, Copy)]
 pub struct CoreConfig {
@@ -242,6 +322,9 @@ pub struct Core {
     by_port: Box<[u32]>,
     region: Arc<Region>,
     stats: CoreStats,
+    /// Output of transcoders, before protection (room for any packet plus
+    /// an SRTP tag).
+    scratch: Box<[u8; 2048]>,
 }
 
 impl core::fmt::Debug for Core {
@@ -264,6 +347,7 @@ impl Core {
             by_port: vec![0u32; 65_536].into_boxed_slice(),
             region,
             stats: CoreStats::default(),
+            scratch: Box::new([0; 2048]),
         }
     }
 
@@ -383,7 +467,6 @@ impl Core {
             || rule.local_port == 0
             || usize::from(rule.ice_pwd_len) > rule.ice_pwd.len()
             || usize::from(rule.ice_ufrag_len) > rule.ice_ufrag.len()
-            || rule.transcode != 0
             || (rule.flags & flags::ICE != 0 && (rule.ice_pwd_len == 0 || rule.ice_ufrag_len == 0))
             || rule.nack_tail_min > rule.nack_tail_max
         {
@@ -438,6 +521,7 @@ impl Core {
         } else {
             Some(srtp_context(&rule.srtp_tx)?)
         };
+        let transcoder = Transcoder::from_rule(&rule)?;
         if existing.is_none() && self.by_id.len() >= self.config.max_legs {
             return Err(reject::TABLE_FULL);
         }
@@ -479,6 +563,7 @@ impl Core {
             srtp_rx,
             srtp_tx,
             nack,
+            transcoder,
             pt_map,
             out: OutStream::default(),
             inp: InStream::default(),
@@ -493,6 +578,9 @@ impl Core {
             leg.out = o.out;
             leg.inp = o.inp;
             leg.last_media = o.last_media;
+            if o.rule.transcode == rule.transcode && o.rule.ssrc_out == rule.ssrc_out {
+                leg.transcoder = o.transcoder;
+            }
             if leg.rule.flags & flags::NACK_TAIL != 0
                 && o.rule.nack_tail_min == rule.nack_tail_min
                 && o.rule.nack_tail_max == rule.nack_tail_max
@@ -746,6 +834,10 @@ impl Core {
             let slot_b = leg_b.rule.counter_slot;
             return self.drop_packet(Some(slot_b), Discard::NoDestination);
         };
+        if leg_b.transcoder.is_some() {
+            return self.transcode(now, b, &buf[..len], to, slot_a, fx);
+        }
+        // Rewrite for leg B.
         // Rewrite for leg B.
         let (out_seq, out_ssrc) = {
             let mut m = RtpPacketMut::parse(&mut buf[..len]).expect("parsed above");
@@ -819,6 +911,57 @@ impl Core {
         }
     }
 
+    /// The transcoding egress of leg `b`: the transcoder takes the packet
+    /// and may emit zero, one or more packets of its own stream, each
+    /// protected, kept for NACKs and queued in order.
+    fn transcode(
+        &mut self,
+        now: Instant,
+        b: usize,
+        packet: &[u8],
+        to: SocketAddr,
+        slot_a: u32,
+        fx: &mut impl Effects,
+    ) -> Verdict {
+        let leg_b = self.legs[b].as_mut().expect("caller checked");
+        let tc = leg_b.transcoder.as_mut().expect("caller checked");
+        if !tc.push(packet) {
+            return self.drop_packet(Some(slot_a), Discard::Malformed);
+        }
+        let (mut packets, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+        let port = leg_b.rule.local_port;
+        let scratch = &mut self.scratch[..];
+        while let Some(n) = tc.poll(scratch) {
+            let n = match leg_b.srtp_tx.as_mut() {
+                Some(ctx) => match ctx.protect_rtp(scratch, n) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        failed += 1;
+                        continue;
+                    }
+                },
+                None => n,
+            };
+            if let Some(nack) = leg_b.nack.as_mut() {
+                let seq = u16::from_be_bytes([scratch[2], scratch[3]]);
+                let ssrc = u32::from_be_bytes([scratch[8], scratch[9], scratch[10], scratch[11]]);
+                let _ = nack.insert(now, ssrc, seq, &scratch[..n]);
+            }
+            fx.send(port, to, &scratch[..n]);
+            packets += 1;
+            bytes += n as u64;
+        }
+        leg_b.last_media = now;
+        let slot_b = leg_b.rule.counter_slot;
+        self.count(slot_b, counter::PACKETS_OUT, packets);
+        self.count(slot_b, counter::BYTES_OUT, bytes);
+        if failed > 0 {
+            self.stats.drops[Discard::Srtp as usize] += failed;
+            self.count(slot_b, counter::DROPPED, failed);
+        }
+        Verdict::Consumed
+    }
+
     fn on_rtcp(
         &mut self,
         now: Instant,
@@ -872,6 +1015,7 @@ impl Core {
             }
         }
         let peer = leg_a.peer;
+        let a_transcodes = leg_a.transcoder.is_some();
         let ssrc_out_a = leg_a.rule.ssrc_out;
         let in_ssrc_a_out = leg_a.out.in_ssrc;
         if nacks > 0 {
@@ -887,6 +1031,11 @@ impl Core {
         let Some(leg_b) = self.legs[b].as_mut() else {
             return self.drop_packet(Some(slot_a), Discard::NoPeer);
         };
+        if leg_b.transcoder.is_some() || a_transcodes {
+            // Reports about a transcoded stream describe packets the other
+            // side never saw: they end here.
+            return self.drop_packet(None, Discard::RtcpTerminated);
+        }
         let Some(to) = leg_b.rtcp_dest() else {
             let slot_b = leg_b.rule.counter_slot;
             return self.drop_packet(Some(slot_b), Discard::NoDestination);

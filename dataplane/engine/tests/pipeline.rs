@@ -570,3 +570,116 @@ fn snapshot_reports_every_leg_then_ends() {
     ids.sort();
     assert_eq!(ids, vec![1, 2]);
 }
+
+fn ulaw_tone(frame: u32) -> Vec<u8> {
+    (0..160)
+        .map(|i| {
+            let t = (frame * 160 + i) as f64 / 8000.0;
+            let x = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+            strait_codec::g711::Law::Ulaw.encode(x)
+        })
+        .collect()
+}
+
+fn rms_ulaw(payload: &[u8]) -> f64 {
+    let sum: f64 = payload
+        .iter()
+        .map(|&c| {
+            let x = f64::from(strait_codec::g711::Law::Ulaw.decode(c));
+            x * x
+        })
+        .sum();
+    (sum / payload.len() as f64).sqrt()
+}
+
+#[test]
+fn transcoding_legs_carry_a_tone_g711_to_opus_and_back() {
+    let mut w = world("transcode");
+    let t = |mode| abi::Transcode {
+        mode,
+        law: 0,
+        g711_pt: 0,
+        opus_pt: 111,
+        g711_event_pt: 101,
+        opus_event_pt: 110,
+        complexity: 5,
+        _pad: 0,
+    };
+    // Leg 1: legacy phone (PCMU); what leaves it is G.711 made from Opus.
+    let mut legacy = leg(1, 2, 30000, "127.0.0.1:5000");
+    legacy.transcode = t(abi::transcode::OPUS_TO_G711);
+    legacy.ssrc_out = 0x1EAC;
+    // Leg 2: browser (SRTP); what leaves it is Opus made from G.711.
+    let mut browser = leg(2, 1, 30002, "127.0.0.1:6000");
+    browser.transcode = t(abi::transcode::G711_TO_OPUS);
+    browser.srtp_tx = keys(1, 20);
+    browser.srtp_rx = keys(1, 30);
+    browser.ssrc_out = 0xB0B;
+    w.add(legacy);
+    w.add(browser);
+    let suite = Suite::AesCm128HmacSha1_80;
+    let mut to_browser = SrtpContext::new(suite, &[20; 16], &[21; 14], Config::default()).unwrap();
+    let mut from_browser =
+        SrtpContext::new(suite, &[30; 16], &[31; 14], Config::default()).unwrap();
+
+    // 50 frames of a 440 Hz tone from the phone.
+    let mut opus = Vec::new();
+    for f in 0..50u32 {
+        let (v, _) = w.packet(
+            30000,
+            "127.0.0.1:5000",
+            &rtp(0, f as u16, f * 160, 0x77, &ulaw_tone(f)),
+        );
+        assert_eq!(
+            v,
+            Verdict::Consumed,
+            "transcoded output is queued, in order"
+        );
+        for (port, to, mut p) in w.fx.sent.drain(..) {
+            assert_eq!((port, to), (30002, addr("127.0.0.1:6000")));
+            let n = to_browser.unprotect_rtp(&mut p).unwrap();
+            p.truncate(n);
+            opus.push(p);
+        }
+    }
+    assert_eq!(opus.len(), 50, "one Opus packet per 20 ms frame");
+    for (i, p) in opus.iter().enumerate() {
+        assert_eq!(p[1] & 0x7F, 111);
+        assert_eq!(&p[8..12], &0xB0Bu32.to_be_bytes());
+        if i > 0 {
+            let prev = &opus[i - 1];
+            let seq = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+            let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+            assert_eq!(seq(p), seq(prev).wrapping_add(1));
+            assert_eq!(ts(p), ts(prev).wrapping_add(960), "48 kHz clock, 20 ms");
+        }
+        assert!(p.len() < 12 + 160, "Opus is smaller than G.711");
+    }
+    // The browser sends those Opus packets back: the phone gets the tone.
+    let mut g711 = Vec::new();
+    for p in &opus {
+        let mut buf = p.clone();
+        buf.resize(p.len() + 16, 0);
+        let n = from_browser.protect_rtp(&mut buf, p.len()).unwrap();
+        let (v, _) = w.packet(30002, "127.0.0.1:6000", &buf[..n]);
+        assert_eq!(v, Verdict::Consumed);
+        for (port, to, p) in w.fx.sent.drain(..) {
+            assert_eq!((port, to), (30000, addr("127.0.0.1:5000")));
+            g711.push(p);
+        }
+    }
+    assert_eq!(g711.len(), 50);
+    assert!(g711.iter().all(|p| p.len() == 172 && p[1] & 0x7F == 0));
+    let input = rms_ulaw(&ulaw_tone(30));
+    let output = rms_ulaw(&g711[30][12..]);
+    assert!(
+        output > 0.5 * input && output < 1.5 * input,
+        "tone survives G.711 -> Opus -> G.711: rms {output:.0} vs {input:.0}"
+    );
+    // RTCP on a transcoded path ends at the relay.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 0x77];
+    let (v, _) = w.packet(30000, "127.0.0.1:5000", &rr);
+    assert_eq!(v, Verdict::Drop(Why::RtcpTerminated));
+    assert_eq!(w.counter(2, counter::PACKETS_OUT), 50);
+    assert_eq!(w.counter(1, counter::PACKETS_OUT), 50);
+}

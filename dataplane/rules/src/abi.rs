@@ -8,7 +8,7 @@
 use bytemuck::{Pod, Zeroable};
 
 /// Version of this message set. Checked at attach time with the size table.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Message kinds. Control -> data below 0x80, data -> control from 0x80.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,10 +169,8 @@ pub struct LegRule {
     pub ice_pwd_len: u8,
     /// Bytes of `ice_ufrag` in use.
     pub ice_ufrag_len: u8,
-    /// 0 none, 1 G.711 -> Opus, 2 Opus -> G.711 (for packets leaving this leg).
-    pub transcode: u8,
     /// Zero.
-    pub _pad: u8,
+    pub _pad: [u8; 2],
     /// NACK tail length bounds (packets).
     pub nack_tail_min: u16,
     /// See `nack_tail_min`.
@@ -184,9 +182,45 @@ pub struct LegRule {
     /// Payload type map for packets leaving this leg: pairs (from, to); 0xFF ends.
     pub pt_map: [[u8; 2]; 16],
     /// SSRC written on packets leaving this leg; 0 keeps the source's.
+    /// A transcoding leg always sends its own SSRC (this one, or one derived
+    /// from the leg id when 0).
     pub ssrc_out: u32,
+    /// Transcoding of packets leaving this leg.
+    pub transcode: Transcode,
     /// Zero.
     pub _pad2: u32,
+}
+
+/// Transcoding of the packets leaving a leg ([`LegRule::transcode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct Transcode {
+    /// 0 none (relay), 1 G.711 in -> Opus out, 2 Opus in -> G.711 out.
+    pub mode: u8,
+    /// G.711 law on the legacy side: 0 mu-law (PCMU), 1 A-law (PCMA).
+    pub law: u8,
+    /// G.711 payload type on the legacy side.
+    pub g711_pt: u8,
+    /// Opus payload type on the browser side.
+    pub opus_pt: u8,
+    /// telephone-event payload type on the legacy side (8 kHz); 0xFF none.
+    pub g711_event_pt: u8,
+    /// telephone-event payload type on the browser side (48 kHz); 0xFF none.
+    pub opus_event_pt: u8,
+    /// Opus encoder complexity 0..=10 (mode 1).
+    pub complexity: u8,
+    /// Zero.
+    pub _pad: u8,
+}
+
+/// Values of [`Transcode::mode`].
+pub mod transcode {
+    /// Relay without transcoding.
+    pub const NONE: u8 = 0;
+    /// G.711 arrives from the peer, Opus leaves this leg.
+    pub const G711_TO_OPUS: u8 = 1;
+    /// Opus arrives from the peer, G.711 leaves this leg.
+    pub const OPUS_TO_G711: u8 = 2;
 }
 
 /// Names a leg.
@@ -296,7 +330,8 @@ pub mod counter {
 const _: () = {
     assert!(core::mem::size_of::<Addr>() == 20);
     assert!(core::mem::size_of::<SrtpKeys>() == 36);
-    assert!(core::mem::size_of::<LegRule>() == 288);
+    assert!(core::mem::size_of::<LegRule>() == 296);
+    assert!(core::mem::size_of::<Transcode>() == 8);
     assert!(core::mem::size_of::<LegRef>() == 8);
     assert!(core::mem::size_of::<SendPacket>() == 32);
     assert!(core::mem::size_of::<Punted>() == 32);
@@ -306,7 +341,7 @@ const _: () = {
 
 /// The size table published in the region header: one entry per ABI struct,
 /// in this order. Attaching compares it entry by entry.
-pub const SIZE_TABLE: [(&str, u32); 9] = [
+pub const SIZE_TABLE: [(&str, u32); 10] = [
     ("Addr", core::mem::size_of::<Addr>() as u32),
     ("SrtpKeys", core::mem::size_of::<SrtpKeys>() as u32),
     ("LegRule", core::mem::size_of::<LegRule>() as u32),
@@ -315,5 +350,6 @@ pub const SIZE_TABLE: [(&str, u32); 9] = [
     ("Punted", core::mem::size_of::<Punted>() as u32),
     ("LegEvent", core::mem::size_of::<LegEvent>() as u32),
     ("RuleRejected", core::mem::size_of::<RuleRejected>() as u32),
+    ("Transcode", core::mem::size_of::<Transcode>() as u32),
     ("counters per leg", counter::COUNT as u32 * 8),
 ];
