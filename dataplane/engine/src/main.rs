@@ -2,6 +2,7 @@
 //! region, starts one pinned worker per configured core and forwards media
 //! by the rules the control plane puts in the rings, until SIGTERM/SIGINT.
 //! It keeps running when the control plane exits or is killed.
+#![allow(clippy::print_stdout)] // A command-line program: stdout is its interface.
 
 use std::net::IpAddr;
 use std::process::ExitCode;

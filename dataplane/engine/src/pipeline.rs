@@ -270,7 +270,7 @@ impl Transcoder {
         match t.mode {
             transcode::G711_TO_OPUS => {
                 let enc = EncoderConfig {
-                    complexity: t.complexity.min(10).into(),
+                    complexity: t.complexity.min(10),
                     ..EncoderConfig::default()
                 };
                 G711ToOpus::new(&formats, output, &enc)

@@ -11,6 +11,7 @@
 //!   workers (what a restarted control plane does), printing it;
 //! - `counters`: sums the per-leg counters from shared memory without
 //!   stopping any worker.
+#![allow(clippy::print_stdout)] // A command-line program: stdout is its interface.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
