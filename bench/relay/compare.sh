@@ -9,6 +9,7 @@
 #
 #   RELAYS    default "strait-uring strait-mmsg rtpengine"
 #   VARIANTS  default "plain srtp"
+#   STRAIT_ARGS  extra strait-dataplane options (e.g. "--coalesce-us 400")
 #
 # Prints one line per run and a table; "per_cpu_s" = relayed packets/s / relay CPU fraction (the
 # anchor's FINDINGS.md explains why relays are compared this way on a 2-core box).
@@ -42,7 +43,7 @@ wait_for() { # file pattern seconds
 
 run_strait() { # io variant
     local io=$1 variant=$2 shm=/dev/shm/strait-bench-$$
-    taskset -c 1 "$BIN/strait-dataplane" --shm "$shm" --cores 1 --io "$io" \
+    taskset -c 1 "$BIN/strait-dataplane" --shm "$shm" --cores 1 --io "$io" ${STRAIT_ARGS:-} \
         --port-min 30000 --port-max 39999 >"$OUT/dataplane.log" 2>&1 &
     local dp=$!; PIDS+=("$dp")
     wait_for "$OUT/dataplane.log" ready 10
@@ -51,6 +52,15 @@ run_strait() { # io variant
     taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$SECS" --warmup 1 --lat ts --fill tone \
         --watch-pid "$dp" --watch-cpu 1 --label "relay=strait-$io variant=$variant " | tail -1
     kill "$dp"; wait "$dp" 2>/dev/null || true; PIDS=()
+    ports_free
+}
+
+ports_free() { # the kernel closes io_uring-registered sockets asynchronously after exit
+    for _ in $(seq 1 100); do
+        ss -Hunl 'sport >= :30000 and sport <= :50000' | grep -q . || return 0
+        sleep 0.1
+    done
+    echo "compare.sh: relay ports still bound 10 s after the relay exited" >&2; return 1
 }
 
 run_rtpengine() { # variant
@@ -68,6 +78,7 @@ run_rtpengine() { # variant
     taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$((SECS + WARMUP))" --warmup "$WARMUP" \
         --lat ts --fill tone --watch-pid "$rp" --watch-cpu 1 --label "relay=rtpengine variant=$variant " | tail -1
     kill "$rp"; wait "$rp" 2>/dev/null || true; PIDS=()
+    ports_free
 }
 
 LINES=()

@@ -32,8 +32,15 @@ pub const RULES_PER_ITERATION: usize = 256;
 pub const TIMER_INTERVAL: Duration = Duration::from_millis(200);
 /// Longest kernel wait when idle.
 pub const IDLE_WAIT: Duration = Duration::from_millis(1);
-/// Non-blocking polls before an idle wait.
-pub const BUSY_SPINS: u32 = 64;
+/// Default of [`WorkerConfig::coalesce_window`].
+pub const COALESCE_WINDOW: Duration = Duration::from_micros(200);
+/// Under load, a batch is handled as soon as this many datagrams are ready.
+pub const COALESCE_BATCH: u32 = 64;
+/// Packet rate (per second) above which the worker coalesces: at least a
+/// few packets per window, so waiting pays.
+pub const COALESCE_RATE: u64 = 20_000;
+/// Window over which the packet rate is measured.
+const RATE_WINDOW: Duration = Duration::from_millis(50);
 
 /// How one worker is set up.
 #[derive(Debug, Clone)]
@@ -48,6 +55,10 @@ pub struct WorkerConfig {
     pub io: IoConfig,
     /// Leg table limits.
     pub core_config: CoreConfig,
+    /// Under load, how long datagrams may accumulate before a batch is
+    /// handled: the bound on the latency coalescing adds. Zero disables
+    /// coalescing.
+    pub coalesce_window: Duration,
 }
 
 /// What a worker did, returned when it stops.
@@ -146,6 +157,8 @@ pub fn run(
     let mut to_close: Vec<u16> = Vec::with_capacity(64);
     let mut events_lost = 0u64;
     let mut next_timer = Instant::now() + TIMER_INTERVAL;
+    let mut rate_window_end = Instant::now() + RATE_WINDOW;
+    let (mut window_packets, mut coalesce) = (0u64, false);
     let layout = region.layout();
 
     while !stop.load(Ordering::Relaxed) {
@@ -199,7 +212,12 @@ pub fn run(
         }
         close_ports(&mut io, &mut to_close, &mut port_socket);
 
-        io.run_busy(BUSY_SPINS, IDLE_WAIT, |pkt, txq| {
+        let (wait, want) = if coalesce && !config.coalesce_window.is_zero() {
+            (config.coalesce_window, COALESCE_BATCH)
+        } else {
+            (IDLE_WAIT, 1)
+        };
+        let handled = io.run_batch(wait, want, |pkt, txq| {
             let port = socket_port.get(pkt.socket.index()).copied().unwrap_or(0);
             let len = pkt.len;
             let from = pkt.from;
@@ -218,6 +236,13 @@ pub fn run(
                 Verdict::Consumed | Verdict::Drop(_) => IoVerdict::Drop,
             }
         })?;
+        window_packets += handled as u64;
+        if now >= rate_window_end {
+            let rate = window_packets * 1000 / RATE_WINDOW.as_millis() as u64;
+            coalesce = rate >= COALESCE_RATE;
+            window_packets = 0;
+            rate_window_end = now + RATE_WINDOW;
+        }
 
         if now >= next_timer {
             next_timer = now + TIMER_INTERVAL;

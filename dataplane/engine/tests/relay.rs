@@ -84,6 +84,7 @@ fn relay_through(kind: BackendKind, port_base: u16) {
                         ..IoConfig::default()
                     },
                     core_config: CoreConfig::default(),
+                    coalesce_window: worker::COALESCE_WINDOW,
                 },
                 region,
                 stop,

@@ -454,6 +454,31 @@ impl DatagramIo for MmsgBackend {
         &mut self.tx
     }
 
+    fn run_batch<F>(&mut self, timeout: Duration, want: u32, mut f: F) -> io::Result<usize>
+    where
+        F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,
+    {
+        if want <= 1 || timeout.is_zero() {
+            return self.run_once(timeout, f);
+        }
+        // epoll cannot wait for "n datagrams across sockets": let them
+        // accumulate for the window, then take everything that is ready.
+        if self.tx.queued() > 0 {
+            self.flush_out();
+        }
+        std::thread::sleep(timeout);
+        // Take everything that accumulated, not just one epoll round.
+        let mut total = 0;
+        for _ in 0..64 {
+            let n = self.run_once(Duration::ZERO, &mut f)?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
     fn run_once<F>(&mut self, timeout: Duration, mut f: F) -> io::Result<usize>
     where
         F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,

@@ -343,6 +343,19 @@ pub trait DatagramIo {
     where
         F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict;
 
+    /// Like [`run_once`](Self::run_once), but lets datagrams accumulate:
+    /// waits until `want` datagrams are ready or `timeout` passes, then
+    /// handles all that are ready. Under load this turns many wake-ups with
+    /// one datagram each into one wake-up with many, at the price of up to
+    /// `timeout` of added latency. `want <= 1` is `run_once`.
+    fn run_batch<F>(&mut self, timeout: Duration, want: u32, f: F) -> io::Result<usize>
+    where
+        F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,
+    {
+        let _ = want;
+        self.run_once(timeout, f)
+    }
+
     /// Non-blocking [`run_once`](Self::run_once).
     fn poll<F>(&mut self, f: F) -> io::Result<usize>
     where
@@ -462,6 +475,12 @@ impl DatagramIo for Backend {
         F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,
     {
         dispatch!(&mut self.inner, b => b.run_once(timeout, f))
+    }
+    fn run_batch<F>(&mut self, timeout: Duration, want: u32, f: F) -> io::Result<usize>
+    where
+        F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,
+    {
+        dispatch!(&mut self.inner, b => b.run_batch(timeout, want, f))
     }
     fn flush(&mut self) -> io::Result<()> {
         dispatch!(&mut self.inner, b => b.flush())

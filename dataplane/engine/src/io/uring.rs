@@ -416,6 +416,12 @@ impl UringBackend {
     /// Submits what is queued and, unless `timeout` is zero or completions
     /// are already waiting, waits up to `timeout` for one.
     fn enter(&mut self, timeout: Duration) -> io::Result<()> {
+        self.enter_want(timeout, 1)
+    }
+
+    /// Like [`enter`](Self::enter), but waits for `want` completions beyond
+    /// our own sends (or the timeout) even when some are already waiting.
+    fn enter_want(&mut self, timeout: Duration, want: u32) -> io::Result<()> {
         let st = &mut *self.st;
         let (submitter, mut sq, mut cq) = self.ring.split();
         st.push_pending(&submitter, &mut sq);
@@ -424,7 +430,7 @@ impl UringBackend {
         cq.sync();
         let to_submit = sq.len();
         let sends = st.unsubmitted_sends;
-        let r = if timeout.is_zero() || !cq.is_empty() {
+        let r = if timeout.is_zero() || (want <= 1 && !cq.is_empty()) {
             // SAFETY: no extended argument; the queued entries point at
             // memory owned by `st` that stays valid until they complete.
             unsafe {
@@ -441,7 +447,8 @@ impl UringBackend {
             // The sends being submitted complete at once (MSG_DONTWAIT); wait
             // for one completion beyond them, so a wake-up brings news
             // rather than just our own send completions.
-            submitter.submit_with_args(sends + 1, &types::SubmitArgs::new().timespec(&ts))
+            let want = (sends + want.max(1) as usize).saturating_sub(cq.len());
+            submitter.submit_with_args(want.max(1), &types::SubmitArgs::new().timespec(&ts))
         };
         st.note_submitted(to_submit);
         match r {
@@ -806,6 +813,14 @@ impl DatagramIo for UringBackend {
         F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,
     {
         self.enter(timeout)?;
+        Ok(self.reap(&mut f))
+    }
+
+    fn run_batch<F>(&mut self, timeout: Duration, want: u32, mut f: F) -> io::Result<usize>
+    where
+        F: FnMut(RxPacket<'_>, &mut TxQueue) -> Verdict,
+    {
+        self.enter_want(timeout, want)?;
         Ok(self.reap(&mut f))
     }
 
