@@ -255,6 +255,7 @@ pub fn run(
             };
             core.on_timer(now, &mut fx);
             close_ports(&mut io, &mut to_close, &mut port_socket);
+            publish(&region, config.index, &io, &core, events_lost);
         }
     }
     io.flush()?;
@@ -264,6 +265,42 @@ pub fn run(
         core: core.stats().clone(),
         events_lost,
     })
+}
+
+/// Copies the worker's counters into shared memory for the control plane.
+fn publish(region: &Region, index: u32, io: &Backend, core: &Core, events_lost: u64) {
+    use strait_rules::abi::worker_stat as w;
+    let Some(cells) = region.worker_stats(index) else {
+        return;
+    };
+    let io_stats = io.stats();
+    let stats = core.stats();
+    let backend = match io.kind() {
+        crate::io::ActiveKind::Uring => 1,
+        crate::io::ActiveKind::Mmsg => 2,
+    };
+    let values = [
+        (w::RX_PACKETS, io_stats.rx_packets),
+        (w::TX_PACKETS, io_stats.tx_packets),
+        (w::RX_BATCHES, io_stats.rx_batches),
+        (w::TX_DROPPED, io_stats.tx_dropped),
+        (w::IO_ERRORS, io_stats.rx_errors + io_stats.tx_errors),
+        (w::PUNTED, stats.punted),
+        (w::STUN_ANSWERED, stats.stun_answered),
+        (w::RULES_APPLIED, stats.rules_applied),
+        (w::RULES_REJECTED, stats.rules_rejected),
+        (w::EVENTS_LOST, events_lost),
+        (w::LEGS, core.leg_count() as u64),
+        (w::BACKEND, backend),
+    ];
+    for (i, v) in values {
+        cells[i].store(v, Ordering::Relaxed);
+    }
+    for (i, v) in stats.drops.iter().enumerate() {
+        if let Some(cell) = cells.get(w::DROPS + i) {
+            cell.store(*v, Ordering::Relaxed);
+        }
+    }
 }
 
 fn close_ports(io: &mut Backend, to_close: &mut Vec<u16>, port_socket: &mut [Option<SocketId>]) {

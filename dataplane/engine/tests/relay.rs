@@ -25,6 +25,19 @@ fn rtp(seq: u16, ssrc: u32, fill: u8) -> Vec<u8> {
     p
 }
 
+/// `recv_from` that retries when a signal interrupts it (EINTR): the test
+/// process runs io_uring workers, whose task-work notifications can
+/// interrupt a blocking call in another thread.
+fn recv(s: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    for _ in 0..100 {
+        match s.recv_from(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+    s.recv_from(buf)
+}
+
 fn socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -148,13 +161,13 @@ fn relay_through(kind: BackendKind, port_base: u16) {
         buf[..p.len()].copy_from_slice(&p);
         let n = up.protect_rtp(&mut buf, p.len()).unwrap();
         browser.send_to(&buf[..n], leg_a).unwrap();
-        let (m, from) = phone.recv_from(&mut buf).unwrap();
+        let (m, from) = recv(&phone, &mut buf).unwrap();
         assert_eq!(from, leg_b, "phone hears the relay's leg B port");
         assert_eq!(&buf[..m], &p[..], "decrypted payload at seq {seq}");
         // Phone -> browser: RTP in, SRTP out.
         let q = rtp(seq, 0xF0E, !(seq as u8));
         phone.send_to(&q, leg_b).unwrap();
-        let (m, from) = browser.recv_from(&mut buf).unwrap();
+        let (m, from) = recv(&browser, &mut buf).unwrap();
         assert_eq!(from, leg_a);
         assert_eq!(m, q.len() + 10, "an 80-bit tag appended");
         let m = down.unprotect_rtp(&mut buf[..m]).unwrap();
@@ -176,8 +189,8 @@ fn relay_through(kind: BackendKind, port_base: u16) {
     browser
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    assert!(phone.recv_from(&mut buf).is_err());
-    assert!(browser.recv_from(&mut buf).is_err());
+    assert!(recv(&phone, &mut buf).is_err());
+    assert!(recv(&browser, &mut buf).is_err());
     // Tampered SRTP is counted as an authentication failure.
     let p = rtp(N, 0xB0B, 7);
     buf[..p.len()].copy_from_slice(&p);
@@ -204,7 +217,7 @@ fn relay_through(kind: BackendKind, port_base: u16) {
         .unwrap();
     assert!(barrier(&mut tx, &mut rx).is_empty());
     phone.send_to(&rtp(N + 1, 0xF0E, 1), leg_b).unwrap();
-    assert!(browser.recv_from(&mut buf).is_err());
+    assert!(recv(&browser, &mut buf).is_err());
 
     stop.store(true, Ordering::Relaxed);
     let report = worker.join().unwrap().unwrap();

@@ -8,7 +8,7 @@
 use bytemuck::{Pod, Zeroable};
 
 /// Version of this message set. Checked at attach time with the size table.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Message kinds. Control -> data below 0x80, data -> control from 0x80.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +327,40 @@ pub mod counter {
     pub const COUNT: usize = 16;
 }
 
+/// Per-worker counters in shared memory ([`crate::region::Region::worker_stats`]),
+/// written only by the worker, a few times per second.
+pub mod worker_stat {
+    /// Datagrams received.
+    pub const RX_PACKETS: usize = 0;
+    /// Datagrams sent.
+    pub const TX_PACKETS: usize = 1;
+    /// Receive batches (wake-ups that brought datagrams).
+    pub const RX_BATCHES: usize = 2;
+    /// Sends dropped for a full socket buffer.
+    pub const TX_DROPPED: usize = 3;
+    /// Other send and receive errors.
+    pub const IO_ERRORS: usize = 4;
+    /// Packets punted to the control plane.
+    pub const PUNTED: usize = 5;
+    /// STUN checks answered.
+    pub const STUN_ANSWERED: usize = 6;
+    /// Rules applied.
+    pub const RULES_APPLIED: usize = 7;
+    /// Rules rejected.
+    pub const RULES_REJECTED: usize = 8;
+    /// Events that did not fit the event ring.
+    pub const EVENTS_LOST: usize = 9;
+    /// Legs held now.
+    pub const LEGS: usize = 10;
+    /// 1 when the worker runs io_uring, 2 recvmmsg/sendmmsg.
+    pub const BACKEND: usize = 11;
+    /// First of the per-reason drop counters (the data plane's drop reasons,
+    /// in their declaration order).
+    pub const DROPS: usize = 16;
+    /// Number of counters per worker.
+    pub const COUNT: usize = 32;
+}
+
 const _: () = {
     assert!(core::mem::size_of::<Addr>() == 20);
     assert!(core::mem::size_of::<SrtpKeys>() == 36);
@@ -341,7 +375,7 @@ const _: () = {
 
 /// The size table published in the region header: one entry per ABI struct,
 /// in this order. Attaching compares it entry by entry.
-pub const SIZE_TABLE: [(&str, u32); 10] = [
+pub const SIZE_TABLE: [(&str, u32); 11] = [
     ("Addr", core::mem::size_of::<Addr>() as u32),
     ("SrtpKeys", core::mem::size_of::<SrtpKeys>() as u32),
     ("LegRule", core::mem::size_of::<LegRule>() as u32),
@@ -352,4 +386,5 @@ pub const SIZE_TABLE: [(&str, u32); 10] = [
     ("RuleRejected", core::mem::size_of::<RuleRejected>() as u32),
     ("Transcode", core::mem::size_of::<Transcode>() as u32),
     ("counters per leg", counter::COUNT as u32 * 8),
+    ("counters per worker", worker_stat::COUNT as u32 * 8),
 ];

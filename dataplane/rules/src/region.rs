@@ -4,6 +4,7 @@
 //! offset 0      RegionHeader (magic, ABI version, size table, geometry)
 //! rings_offset  per worker: ring control->data, ring data->control
 //! counters_off  max_legs × counter::COUNT × u64
+//!               workers × worker_stat::COUNT × u64
 //! ```
 //!
 //! The data plane creates the region (a file under `/dev/shm`) and owns the
@@ -96,7 +97,9 @@ impl RegionLayout {
         }
         let rings_offset = HEADER_LEN;
         let counters_offset = rings_offset + 2 * ring_len * self.workers as usize;
-        let total = counters_offset + self.max_legs as usize * abi::counter::COUNT * 8;
+        let total = counters_offset
+            + self.max_legs as usize * abi::counter::COUNT * 8
+            + self.workers as usize * abi::worker_stat::COUNT * 8;
         Ok((rings_offset, counters_offset, total))
     }
 }
@@ -364,6 +367,25 @@ impl Region {
     }
 }
 
+impl Region {
+    /// Worker `worker`'s own counters ([`abi::worker_stat`]), published by
+    /// the worker a few times per second; `None` past the last worker.
+    pub fn worker_stats(&self, worker: u32) -> Option<&[AtomicU64; abi::worker_stat::COUNT]> {
+        if worker >= self.layout.workers {
+            return None;
+        }
+        let offset = self.counters_offset
+            + self.layout.max_legs as usize * abi::counter::COUNT * 8
+            + worker as usize * abi::worker_stat::COUNT * 8;
+        // SAFETY: worker < workers, so the array lies inside the mapping (the
+        // layout's total includes the worker blocks); 8-byte aligned as the
+        // leg counters before it; only ever accessed atomically.
+        Some(unsafe {
+            &*(self.map.as_ptr().add(offset) as *const [AtomicU64; abi::worker_stat::COUNT])
+        })
+    }
+}
+
 fn magic_cell(map: &MmapRaw) -> &AtomicU64 {
     // SAFETY: every mapping here is at least HEADER_LEN bytes and page
     // aligned; the magic is only accessed atomically.
@@ -461,6 +483,12 @@ mod tests {
             42
         );
         assert!(cp.counters(4).is_none());
+        dp.worker_stats(1).unwrap()[abi::worker_stat::RX_PACKETS].store(7, Ordering::Relaxed);
+        assert_eq!(
+            cp.worker_stats(1).unwrap()[abi::worker_stat::RX_PACKETS].load(Ordering::Relaxed),
+            7
+        );
+        assert!(cp.worker_stats(2).is_none());
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -331,6 +331,32 @@ fn counters(o: &Opts) -> Result<(), String> {
         sum[counter::RESENDS],
         sum[counter::DROPPED]
     );
+    use strait_rules::abi::worker_stat as w;
+    for i in 0..region.layout().workers {
+        let c = region.worker_stats(i).expect("i < workers");
+        let v = |k: usize| c[k].load(Ordering::Relaxed);
+        let drops: Vec<String> = (0..12).map(|d| v(w::DROPS + d).to_string()).collect();
+        println!(
+            "worker {i}: backend={} legs={} rx={} tx={} rx_batches={} tx_dropped={} io_errors={} punted={} stun_answered={} rules={} rejected={} events_lost={} drops_by_reason={}",
+            match v(w::BACKEND) {
+                1 => "io_uring",
+                2 => "recvmmsg",
+                _ => "-",
+            },
+            v(w::LEGS),
+            v(w::RX_PACKETS),
+            v(w::TX_PACKETS),
+            v(w::RX_BATCHES),
+            v(w::TX_DROPPED),
+            v(w::IO_ERRORS),
+            v(w::PUNTED),
+            v(w::STUN_ANSWERED),
+            v(w::RULES_APPLIED),
+            v(w::RULES_REJECTED),
+            v(w::EVENTS_LOST),
+            drops.join(",")
+        );
+    }
     Ok(())
 }
 
