@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 strait_apt_install "${STRAIT_APT_BUILD[@]}"
 strait_rust
-exec cargo run --release --locked -p strait -- "$@"
+cargo build --release --locked -p strait -p strait-dataplane
+exec target/release/strait "$@"

@@ -10,6 +10,7 @@
 #   RELAYS    default "strait-uring strait-mmsg rtpengine"
 #   VARIANTS  default "plain srtp"
 #   STRAIT_ARGS  extra strait-dataplane options (e.g. "--coalesce-us 400")
+#   RPS=1     steer loopback receive processing to the generator's core (see below)
 #
 # Prints one line per run and a table; "per_cpu_s" = relayed packets/s / relay CPU fraction (the
 # anchor's FINDINGS.md explains why relays are compared this way on a 2-core box).
@@ -23,6 +24,13 @@ ANCHOR=${STRAIT_SHARED_DIR:-$ROOT/../shared}/anchors/rtpengine
 [ -f "$ANCHOR/rtpload.c" ] || { echo "compare.sh: rtpengine anchor not found at $ANCHOR (set STRAIT_SHARED_DIR)" >&2; exit 2; }
 
 if [ -z "${_STRAIT_NETNS:-}" ]; then
+    if [ "${RPS:-0}" = 1 ]; then
+        # Receive packet steering on the namespace's loopback: the kernel's receive-side work for every
+        # packet (including delivery into the generator's sockets, which a relay's send would otherwise pay
+        # on its own core, as a remote host would on a real network) runs on the generator's core 0.
+        exec unshare --net --mount -- env _STRAIT_NETNS=1 bash -c \
+            'ip link set lo up && mount -t sysfs none /sys && echo 1 > /sys/class/net/lo/queues/rx-0/rps_cpus && exec "$0" "$@"' "$0" "$@"
+    fi
     exec unshare --net -- env _STRAIT_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
 fi
 
@@ -95,18 +103,19 @@ for variant in $VARIANTS; do
     done
 done
 
-python3 - "$STREAMS" "${LINES[@]}" <<'PY'
+python3 - "$STREAMS" "${RPS:-0}" "${LINES[@]}" <<'PY'
 import sys
-streams = sys.argv[1]
+streams, rps = sys.argv[1], sys.argv[2]
 rows = []
-for line in sys.argv[2:]:
+for line in sys.argv[3:]:
     d = dict(t.split("=", 1) for t in line.split() if "=" in t)
     cpu = float(d["relay_cpu"].rstrip("%")) / 100
     pps = float(d["relayed_pps"])
     rows.append((d["variant"], d["relay"], pps, cpu, pps / cpu if cpu > 0 else float("nan"),
                  d["loss"], d["p50_us"], d["p99_us"], d["gen_cpu"], d["gen_ok"]))
 print()
-print(f"streams={streams}  (50 packets/s each, 172 bytes; relay on core 1, generator on core 0)")
+print(f"streams={streams}  (50 packets/s each, 172 bytes; relay on core 1, generator on core 0; "
+      f"loopback receive steering to core 0: {'on' if rps == '1' else 'off'})")
 print("| variant | relay | relayed pkt/s | relay core busy | relayed pkt per CPU-second | loss | p50 | p99 | generator CPU (schedule kept) |")
 print("|---|---|---|---|---|---|---|---|---|")
 base = {}
