@@ -9,10 +9,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use strait_rules::abi::{counter, Kind, LegRule};
+use strait_rules::abi::{counter, LegRule};
+use strait_rules::control;
 use strait_rules::region::{Region, RegionError};
 use strait_rules::ring::{Consumer, Producer};
 
@@ -129,48 +129,25 @@ impl DataPlane {
     }
 
     /// Asks every worker for its legs and collects them (the session table
-    /// a restarted control plane recovers). Events that were queued before
-    /// the request are read and skipped.
+    /// a restarted control plane recovers).
     pub fn snapshot(&mut self, timeout: Duration) -> Result<Vec<LegRule>, String> {
         let mut legs = Vec::new();
         for (w, (tx, rx)) in self.ends.iter_mut().enumerate() {
-            tx.push(Kind::Snapshot as u16, &[])
-                .map_err(|e| format!("worker {w}: {e}"))?;
-            let deadline = Instant::now() + timeout;
-            loop {
-                let got = rx
-                    .pop(|kind, body| {
-                        if kind == Kind::LegState as u16 {
-                            if let Ok(r) = bytemuck::try_pod_read_unaligned::<LegRule>(body) {
-                                legs.push(r);
-                            }
-                        }
-                        kind == Kind::SnapshotEnd as u16
-                    })
-                    .map_err(|e| format!("worker {w}: {e}"))?;
-                match got {
-                    Some(true) => break,
-                    Some(false) => {}
-                    None if Instant::now() > deadline => {
-                        return Err(format!("worker {w} did not answer the snapshot"))
-                    }
-                    None => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
+            legs.extend(
+                control::snapshot(tx, rx, timeout).map_err(|e| format!("worker {w}: {e}"))?,
+            );
         }
         Ok(legs)
     }
 
     /// Sums the per-leg counters.
     pub fn totals(&self) -> Totals {
-        let mut t = Totals::default();
-        for slot in 0..self.region.layout().max_legs {
-            let c = self.region.counters(slot).expect("slot < max_legs");
-            t.packets_in += c[counter::PACKETS_IN].load(Ordering::Relaxed);
-            t.packets_out += c[counter::PACKETS_OUT].load(Ordering::Relaxed);
-            t.dropped += c[counter::DROPPED].load(Ordering::Relaxed);
+        let sum = control::leg_totals(&self.region);
+        Totals {
+            packets_in: sum[counter::PACKETS_IN],
+            packets_out: sum[counter::PACKETS_OUT],
+            dropped: sum[counter::DROPPED],
         }
-        t
     }
 
     /// Stops a data plane this handle started (SIGTERM, then waits up to

@@ -16,5 +16,6 @@
 //! This is the only crate the control plane imports from the data plane.
 
 pub mod abi;
+pub mod control;
 pub mod region;
 pub mod ring;

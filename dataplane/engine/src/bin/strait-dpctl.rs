@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use strait_rules::abi::{self, counter, Kind, LegRule};
+use strait_rules::control;
 use strait_rules::region::Region;
 use strait_rules::ring::{Consumer, Producer, RingError};
 
@@ -259,30 +260,10 @@ fn snapshot(o: &Opts) -> Result<(), String> {
     let mut legs: Vec<LegRule> = Vec::new();
     for w in 0..layout.workers {
         let (mut tx, mut rx) = region.control_ends(w).expect("w < workers");
-        // Events queued before the snapshot (from a dead predecessor) are
-        // read and skipped.
-        push(&mut tx, Kind::Snapshot, &[])?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut done = false;
-        while !done {
-            if Instant::now() > deadline {
-                return Err(format!("worker {w} did not answer the snapshot"));
-            }
-            let got = rx
-                .pop(|kind, body| {
-                    if kind == Kind::LegState as u16 {
-                        if let Ok(r) = bytemuck::try_pod_read_unaligned::<LegRule>(body) {
-                            legs.push(r);
-                        }
-                    }
-                    kind == Kind::SnapshotEnd as u16
-                })
-                .map_err(|e| format!("event ring: {e}"))?;
-            match got {
-                Some(end) => done = end,
-                None => std::thread::sleep(Duration::from_millis(1)),
-            }
-        }
+        legs.extend(
+            control::snapshot(&mut tx, &mut rx, Duration::from_secs(5))
+                .map_err(|e| format!("worker {w}: {e}"))?,
+        );
     }
     legs.sort_by_key(|l| l.leg_id);
     let mut out = std::io::stdout().lock();
@@ -311,13 +292,7 @@ fn snapshot(o: &Opts) -> Result<(), String> {
 
 fn counters(o: &Opts) -> Result<(), String> {
     let region = Region::attach(&o.shm).map_err(|e| e.to_string())?;
-    let mut sum = [0u64; counter::COUNT];
-    for slot in 0..region.layout().max_legs {
-        let c = region.counters(slot).expect("slot < max_legs");
-        for (s, v) in sum.iter_mut().zip(c.iter()) {
-            *s += v.load(Ordering::Relaxed);
-        }
-    }
+    let sum = control::leg_totals(&region);
     println!(
         "packets_in={} bytes_in={} packets_out={} bytes_out={} lost={} srtp_auth_failed={} replays={} nacks={} resends={} dropped={}",
         sum[counter::PACKETS_IN],
