@@ -772,6 +772,41 @@ impl Core {
         ok
     }
 
+    /// What every media packet on leg `a` goes through first: the source
+    /// check (no RTP bleed), the counters, the activity clock and SRTP or
+    /// SRTCP unprotection. Returns the leg's counter slot and the plaintext
+    /// length, or the verdict for a packet that stops here.
+    fn ingress(
+        &mut self,
+        now: Instant,
+        a: usize,
+        from: SocketAddr,
+        pkt: &mut [u8],
+        rtcp: bool,
+        fx: &mut impl Effects,
+    ) -> Result<(u32, usize), Verdict> {
+        let slot_a = self.legs[a]
+            .as_ref()
+            .expect("caller checked")
+            .rule
+            .counter_slot;
+        if !self.admit(a, from, rtcp, fx) {
+            return Err(self.drop_packet(Some(slot_a), Discard::Stranger));
+        }
+        self.count(slot_a, counter::PACKETS_IN, 1);
+        self.count(slot_a, counter::BYTES_IN, pkt.len() as u64);
+        let leg_a = self.legs[a].as_mut().expect("caller checked");
+        leg_a.last_media = now;
+        let unprotected = match (leg_a.srtp_rx.as_mut(), rtcp) {
+            (Some(ctx), false) => ctx.unprotect_rtp(pkt),
+            (Some(ctx), true) => ctx.unprotect_rtcp(pkt),
+            (None, _) => Ok(pkt.len()),
+        };
+        unprotected
+            .map(|n| (slot_a, n))
+            .map_err(|e| self.drop_packet(Some(slot_a), srtp_drop(e)))
+    }
+
     fn on_rtp(
         &mut self,
         now: Instant,
@@ -781,25 +816,11 @@ impl Core {
         len: usize,
         fx: &mut impl Effects,
     ) -> Verdict {
-        let slot_a = self.legs[a]
-            .as_ref()
-            .expect("caller checked")
-            .rule
-            .counter_slot;
-        if !self.admit(a, from, false, fx) {
-            return self.drop_packet(Some(slot_a), Discard::Stranger);
-        }
-        self.count(slot_a, counter::PACKETS_IN, 1);
-        self.count(slot_a, counter::BYTES_IN, len as u64);
-        let leg_a = self.legs[a].as_mut().expect("caller checked");
-        leg_a.last_media = now;
-        let len = match leg_a.srtp_rx.as_mut() {
-            Some(ctx) => match ctx.unprotect_rtp(&mut buf[..len]) {
-                Ok(n) => n,
-                Err(e) => return self.drop_packet(Some(slot_a), srtp_drop(e)),
-            },
-            None => len,
+        let (slot_a, len) = match self.ingress(now, a, from, &mut buf[..len], false, fx) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
+        let leg_a = self.legs[a].as_mut().expect("caller checked");
         let Ok(pkt) = RtpPacket::parse(&buf[..len]) else {
             return self.drop_packet(Some(slot_a), Discard::Malformed);
         };
@@ -971,25 +992,11 @@ impl Core {
         len: usize,
         fx: &mut impl Effects,
     ) -> Verdict {
-        let slot_a = self.legs[a]
-            .as_ref()
-            .expect("caller checked")
-            .rule
-            .counter_slot;
-        if !self.admit(a, from, true, fx) {
-            return self.drop_packet(Some(slot_a), Discard::Stranger);
-        }
-        self.count(slot_a, counter::PACKETS_IN, 1);
-        self.count(slot_a, counter::BYTES_IN, len as u64);
-        let leg_a = self.legs[a].as_mut().expect("caller checked");
-        leg_a.last_media = now;
-        let len = match leg_a.srtp_rx.as_mut() {
-            Some(ctx) => match ctx.unprotect_rtcp(&mut buf[..len]) {
-                Ok(n) => n,
-                Err(e) => return self.drop_packet(Some(slot_a), srtp_drop(e)),
-            },
-            None => len,
+        let (slot_a, len) = match self.ingress(now, a, from, &mut buf[..len], true, fx) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
+        let leg_a = self.legs[a].as_mut().expect("caller checked");
         if rtcp::validate(&buf[..len]).is_err() {
             return self.drop_packet(Some(slot_a), Discard::Malformed);
         }
