@@ -8,4 +8,5 @@
 pub mod config;
 pub mod dataplane;
 pub mod dtls;
+pub mod sdp;
 pub mod sip;
