@@ -32,14 +32,14 @@ fi
 fuzz_seconds="${STRAIT_FUZZ_SECONDS:-10}"
 # cargo-fuzz drives rustc's sanitizer flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build --fuzz-dir dataplane/fuzz
+cargo fuzz build --fuzz-dir fuzz
 if [ "$fuzz_seconds" -gt 0 ]; then
-    for target in $(cargo fuzz list --fuzz-dir dataplane/fuzz); do
+    for target in $(cargo fuzz list --fuzz-dir fuzz); do
         echo "--- fuzz $target for ${fuzz_seconds}s"
-        mkdir -p "dataplane/fuzz/corpus/$target"
+        mkdir -p "fuzz/corpus/$target"
         log="target/fuzz-$target.log"
         mkdir -p target
-        if ! cargo fuzz run --fuzz-dir dataplane/fuzz "$target" "dataplane/fuzz/corpus/$target" -- \
+        if ! cargo fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
             -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
             tail -n 60 "$log"
             echo "fuzz target $target failed"
@@ -52,5 +52,5 @@ unset RUSTC_BOOTSTRAP
 
 step "summary"
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' target/test.log | awk '{s+=$4} END {print s+0}')
-echo "fuzz targets: $(cargo fuzz list --fuzz-dir dataplane/fuzz | wc -l) built, each run ${fuzz_seconds}s without a crash"
+echo "fuzz targets: $(cargo fuzz list --fuzz-dir fuzz | wc -l) built, each run ${fuzz_seconds}s without a crash"
 echo "tests: $passed passed, 0 failed"
