@@ -95,6 +95,7 @@ pub mod header;
 pub mod message;
 mod text;
 pub mod transport;
+pub mod txn;
 pub mod typed;
 pub mod uas;
 pub mod uri;
