@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs Strait's whole test suite.
 # Usage (fresh Debian 12, as root):  ./scripts/test.sh
-# Environment: STRAIT_FUZZ_SECONDS (per fuzz target, default 10; 0 builds the targets but does not run them).
+# Environment: STRAIT_FUZZ_SECONDS (per fuzz target, default 6; 0 builds the targets but does not run them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -29,7 +29,7 @@ step "fuzz targets (cargo-fuzz, libFuzzer)"
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
 fi
-fuzz_seconds="${STRAIT_FUZZ_SECONDS:-10}"
+fuzz_seconds="${STRAIT_FUZZ_SECONDS:-6}"
 # cargo-fuzz drives rustc's sanitizer flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --fuzz-dir fuzz
