@@ -13,16 +13,61 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use strait::config::Config;
 use strait::dataplane::{DataPlane, Spawn};
 
+const USAGE: &str = "usage: strait [--config FILE] [--check-config] [--print-default-config]
+
+  --config FILE            TOML configuration; keys it lacks take the embedded default
+  --check-config           validate the configuration and exit
+  --print-default-config   print the embedded default configuration (every key, documented)";
+
 fn main() -> ExitCode {
+    let mut config_path = None;
+    let mut check_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--config" => match args.next() {
+                Some(p) => config_path = Some(std::path::PathBuf::from(p)),
+                None => {
+                    eprintln!("strait: --config needs a file\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--check-config" => check_only = true,
+            "--print-default-config" => {
+                print!("{}", strait::config::DEFAULT_TOML);
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("strait: unknown option {a}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let config = match &config_path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default_config()),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strait: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if check_only {
+        println!("strait: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
     let spawn = Spawn {
         program: Spawn::sibling_program(),
-        shm: "/dev/shm/strait-dataplane".into(),
-        cores: Vec::new(),
-        bind: std::net::Ipv4Addr::LOCALHOST.into(),
-        ports: (20000, 29999),
-        io: "auto".into(),
+        shm: config.media.shm.clone(),
+        cores: config.media.cores.clone(),
+        bind: config.media.bind,
+        ports: (config.media.port_min, config.media.port_max),
+        io: config.media.io.clone(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
