@@ -5,8 +5,10 @@
 //! Protocol logic is sans-IO (time and bytes passed in); the tokio runtime
 //! around it only moves bytes.
 
+pub mod auth;
 pub mod config;
 pub mod dataplane;
 pub mod dtls;
+pub mod registrar;
 pub mod sdp;
 pub mod sip;
