@@ -11,4 +11,5 @@ pub mod dataplane;
 pub mod dtls;
 pub mod registrar;
 pub mod sdp;
+pub mod signalling;
 pub mod sip;

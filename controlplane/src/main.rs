@@ -1,11 +1,12 @@
 //! The `strait` binary.
 //!
-//! Today it is the control plane's skeleton: it starts the data plane on
-//! the embedded default configuration (or attaches to one already running),
-//! recovers its session table, and reports traffic until SIGINT/SIGTERM.
-//! SIP signalling (WS/WSS, UDP/TCP/TLS), the registrar and the B2BUA are
-//! not built yet, so nothing creates calls through this binary; legs can be
-//! set up with `strait-dpctl`.
+//! It starts the data plane on the configuration (or attaches to one
+//! already running), recovers its session table, then runs the SIP
+//! signalling service (WS/WSS, UDP/TCP/TLS listeners, digest-authenticated
+//! REGISTER, the registrar, OPTIONS) until SIGINT/SIGTERM, reporting
+//! traffic and signalling counters. The B2BUA is not built yet: INVITE and
+//! MESSAGE are answered 480, so nothing creates calls through this binary;
+//! legs can be set up with `strait-dpctl`.
 #![allow(clippy::print_stdout)] // A command-line program: stdout is its interface.
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use strait::config::Config;
 use strait::dataplane::{DataPlane, Spawn};
+use strait::signalling::{Signalling, StartError};
 
 const USAGE: &str = "usage: strait [--config FILE] [--check-config] [--print-default-config]
 
@@ -96,20 +98,78 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    println!("strait: SIP signalling is not built yet; media legs can be set up with strait-dpctl. Ctrl-C stops.");
-    let mut last_report = Instant::now();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("strait: cannot start the signalling runtime: {e}");
+            dp.stop_spawned(Duration::from_secs(5));
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(serve(&config, &dp, &stop));
+    dp.stop_spawned(Duration::from_secs(5));
+    if let Err(e) = served {
+        eprintln!("strait: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("strait: stopped");
+    ExitCode::SUCCESS
+}
+
+/// Runs the signalling service until `stop` is set, reporting traffic
+/// every 10 s and signalling counters every 60 s.
+async fn serve(config: &Config, dp: &DataPlane, stop: &AtomicBool) -> Result<(), StartError> {
+    let svc = Signalling::start(config).await?;
+    let report = svc.open_report();
+    if let Some((path, why)) = &report.moved_aside {
+        eprintln!(
+            "strait: warning: the registrar store was unreadable ({why}); moved to {} and started empty",
+            path.display()
+        );
+    }
+    if report.restored > 0 {
+        println!("strait: {} registrations restored", report.restored);
+    }
+    if let Some(cert) = svc.generated_certificate() {
+        println!(
+            "strait: generated a self-signed certificate {} (set tls.cert/tls.key for a real one)",
+            cert.display()
+        );
+    }
+    for (t, addr) in svc.listeners() {
+        println!(
+            "strait: listening sip+{} {addr}",
+            t.as_str().to_ascii_lowercase()
+        );
+    }
+    println!("strait: calls are not routed yet (REGISTER and OPTIONS are served). Ctrl-C stops.");
+    let mut last_traffic = Instant::now();
+    let mut last_counters = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last_report.elapsed() >= Duration::from_secs(10) {
-            last_report = Instant::now();
+        tick.tick().await;
+        if last_traffic.elapsed() >= Duration::from_secs(10) {
+            last_traffic = Instant::now();
             let t = dp.totals();
             println!(
                 "strait: packets in={} out={} dropped={}",
                 t.packets_in, t.packets_out, t.dropped
             );
         }
+        if last_counters.elapsed() >= Duration::from_secs(60) {
+            last_counters = Instant::now();
+            let r = svc.registrar_stats();
+            println!(
+                "strait: sip {}; bindings={} aors={}",
+                svc.counters(),
+                r.bindings,
+                r.aors
+            );
+        }
     }
-    dp.stop_spawned(Duration::from_secs(5));
-    println!("strait: stopped");
-    ExitCode::SUCCESS
+    svc.shutdown().await;
+    Ok(())
 }
