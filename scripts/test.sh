@@ -25,6 +25,10 @@ mkdir -p target
 cargo test --workspace --all-targets --locked 2>&1 | tee target/test.log
 cargo test --workspace --doc --locked 2>&1 | tee -a target/test.log
 
+step "end to end: JsSIP in headless Chromium registers to strait over WS (private network namespace)"
+./scripts/e2e.sh
+e2e_passed=1
+
 step "fuzz targets (cargo-fuzz, libFuzzer)"
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
@@ -53,4 +57,5 @@ unset RUSTC_BOOTSTRAP
 step "summary"
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' target/test.log | awk '{s+=$4} END {print s+0}')
 echo "fuzz targets: $(cargo fuzz list --fuzz-dir fuzz | wc -l) built, each run ${fuzz_seconds}s without a crash"
-echo "tests: $passed passed, 0 failed"
+echo "browser end-to-end: $e2e_passed passed"
+echo "tests: $((passed + e2e_passed)) passed, 0 failed"

@@ -62,10 +62,12 @@
 //! - **Algorithms.** MD5, SHA-256 and SHA-512-256 and their `-sess` forms
 //!   are verified; qop `auth`, `auth-int` (the body is passed in) and none
 //!   (RFC 2069). A challenge carries one header per algorithm (RFC 8760
-//!   §2.4), SHA-256 first by default. **But JsSIP and SIP.js only read the
-//!   first challenge and give up unless it is MD5**, so
-//!   [`DigestAuthenticator::offer_for`] puts MD5 first for requests whose
-//!   top Via is WS/WSS (browsers), and SHA-256 first for everything else.
+//!   §2.4), SHA-256 first by default. **But JsSIP keeps only the last
+//!   WWW-/Proxy-Authenticate header it parses (others only the first) and
+//!   gives up unless it is MD5**, so [`DigestAuthenticator::offer_for`]
+//!   offers browsers (top Via WS/WSS) MD5 alone, and everything else
+//!   SHA-256 then MD5. The headless-Chromium test (`scripts/e2e.sh`)
+//!   registers the real JsSIP page this way.
 //! - **Failures** map to statuses with [`AuthFailure::action`]: no or
 //!   unusable credentials, a nonce we did not issue, a stale or replayed one
 //!   are answered with a new challenge (401/407, `stale=true` for the last
@@ -250,9 +252,10 @@ impl std::error::Error for AuthFailure {}
 /// Algorithms offered by default, preferred first (RFC 8760 §2.4).
 pub const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 
-/// Algorithms offered to browsers: JsSIP and SIP.js read only the first
-/// challenge and support only MD5.
-pub const BROWSER_ALGORITHMS: [Algorithm; 2] = [Algorithm::Md5, Algorithm::Sha256];
+/// Algorithms offered to browsers: JsSIP and SIP.js support only MD5, and
+/// JsSIP 3.13 keeps only the last challenge header it parses, so a second
+/// (SHA-256) header would make it give up.
+pub const BROWSER_ALGORITHMS: [Algorithm; 1] = [Algorithm::Md5];
 
 /// Default size of the replay cache: nonces that authenticated a request
 /// and have not expired (about 80 bytes each). Beyond it the oldest entries
@@ -335,7 +338,7 @@ impl DigestAuthenticator {
         self.ephemeral_secret.is_some()
     }
 
-    /// The algorithms to offer for `req`: [`BROWSER_ALGORITHMS`] (MD5 first)
+    /// The algorithms to offer for `req`: [`BROWSER_ALGORITHMS`] (MD5 only)
     /// when its top Via is WS or WSS, else [`DEFAULT_ALGORITHMS`].
     pub fn offer_for(req: &Request) -> &'static [Algorithm] {
         match req.headers.top_via() {
