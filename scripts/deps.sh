@@ -4,7 +4,7 @@
 set -euo pipefail
 
 STRAIT_APT_BUILD=(build-essential pkg-config cmake libssl-dev ca-certificates curl)
-STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang)
+STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3)
 
 strait_apt_install() {
     local missing=()
