@@ -3,8 +3,8 @@
 # Sourced by run.sh and test.sh; safe to run again (it only installs what is missing).
 set -euo pipefail
 
-STRAIT_APT_BUILD=(build-essential pkg-config cmake libssl-dev ca-certificates curl)
-STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3)
+STRAIT_APT_BUILD=(build-essential pkg-config cmake libssl-dev ca-certificates curl procps)
+STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3 openssl)
 
 strait_apt_install() {
     local missing=()
