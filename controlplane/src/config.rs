@@ -176,6 +176,9 @@ pub struct Routing {
     pub default_next_hop: Option<String>,
     /// Routes, first match wins.
     pub routes: Vec<Route>,
+    /// A call not answered within this many seconds is cancelled toward the
+    /// callee and the caller gets 408.
+    pub no_answer_timeout_s: u32,
 }
 
 // ---- raw (as written) -------------------------------------------------------
@@ -267,6 +270,7 @@ struct RawRoute {
 struct RawRouting {
     default_next_hop: Option<String>,
     routes: Option<Vec<RawRoute>>,
+    no_answer_timeout_s: Option<i64>,
 }
 
 // ---- validation -------------------------------------------------------------
@@ -642,9 +646,18 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let no_answer_timeout_s = int(
+            "routing.no_answer_timeout_s",
+            g.no_answer_timeout_s
+                .or(dg.no_answer_timeout_s)
+                .unwrap_or(60),
+            2,
+            3600,
+        )?;
         let routing = Routing {
             default_next_hop,
             routes,
+            no_answer_timeout_s,
         };
 
         let state_dir = PathBuf::from(

@@ -123,6 +123,18 @@ impl DataPlane {
         self.region.path()
     }
 
+    /// The region's layout (workers, port range, counter slots).
+    pub fn layout(&self) -> strait_rules::region::RegionLayout {
+        self.region.layout()
+    }
+
+    /// Hands the ring ends to the one who drives the workers from now on
+    /// (the signalling service); [`snapshot`](Self::snapshot) needs them, so
+    /// take it first.
+    pub fn take_ends(&mut self) -> Vec<(Producer, Consumer)> {
+        std::mem::take(&mut self.ends)
+    }
+
     /// Number of workers.
     pub fn workers(&self) -> u32 {
         self.region.layout().workers

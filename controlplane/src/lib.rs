@@ -9,6 +9,8 @@ pub mod auth;
 pub mod config;
 pub mod dataplane;
 pub mod dtls;
+pub mod media;
+pub mod ng;
 pub mod registrar;
 pub mod sdp;
 pub mod signalling;

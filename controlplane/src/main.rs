@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use strait::config::Config;
 use strait::dataplane::{DataPlane, Spawn};
-use strait::signalling::{Signalling, StartError};
+use strait::signalling::{MediaPlane, Signalling, StartError};
 
 const USAGE: &str = "usage: strait [--config FILE] [--check-config] [--print-default-config]
 
@@ -85,19 +85,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match dp.snapshot(Duration::from_secs(5)) {
-        Ok(legs) => println!(
-            "strait: attached to the data plane at {} ({} workers, {} legs recovered)",
-            dp.path().display(),
-            dp.workers(),
-            legs.len()
-        ),
+    let adopted = match dp.snapshot(Duration::from_secs(5)) {
+        Ok(legs) => {
+            println!(
+                "strait: attached to the data plane at {} ({} workers, {} legs recovered)",
+                dp.path().display(),
+                dp.workers(),
+                legs.len()
+            );
+            legs
+        }
         Err(e) => {
             eprintln!("strait: {e}");
             dp.stop_spawned(Duration::from_secs(5));
             return ExitCode::FAILURE;
         }
-    }
+    };
+    let media = MediaPlane {
+        layout: dp.layout(),
+        ends: dp.take_ends(),
+        adopted,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,7 +117,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(serve(&config, &dp, &stop));
+    let served = runtime.block_on(serve(&config, &dp, media, &stop));
     dp.stop_spawned(Duration::from_secs(5));
     if let Err(e) = served {
         eprintln!("strait: {e}");
@@ -121,8 +129,13 @@ fn main() -> ExitCode {
 
 /// Runs the signalling service until `stop` is set, reporting traffic
 /// every 10 s and signalling counters every 60 s.
-async fn serve(config: &Config, dp: &DataPlane, stop: &AtomicBool) -> Result<(), StartError> {
-    let svc = Signalling::start(config).await?;
+async fn serve(
+    config: &Config,
+    dp: &DataPlane,
+    media: MediaPlane,
+    stop: &AtomicBool,
+) -> Result<(), StartError> {
+    let svc = Signalling::start_with(config, Some(media)).await?;
     let report = svc.open_report();
     if let Some((path, why)) = &report.moved_aside {
         eprintln!(
@@ -145,7 +158,7 @@ async fn serve(config: &Config, dp: &DataPlane, stop: &AtomicBool) -> Result<(),
             t.as_str().to_ascii_lowercase()
         );
     }
-    println!("strait: calls are not routed yet (REGISTER and OPTIONS are served). Ctrl-C stops.");
+    println!("strait: ready. Ctrl-C stops.");
     let mut last_traffic = Instant::now();
     let mut last_counters = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -154,19 +167,25 @@ async fn serve(config: &Config, dp: &DataPlane, stop: &AtomicBool) -> Result<(),
         if last_traffic.elapsed() >= Duration::from_secs(10) {
             last_traffic = Instant::now();
             let t = dp.totals();
+            let (calls, _, media) = svc.calls();
             println!(
-                "strait: packets in={} out={} dropped={}",
-                t.packets_in, t.packets_out, t.dropped
+                "strait: calls={calls} legs={} packets in={} out={} dropped={}",
+                media.map_or(0, |m| m.0),
+                t.packets_in,
+                t.packets_out,
+                t.dropped
             );
         }
         if last_counters.elapsed() >= Duration::from_secs(60) {
             last_counters = Instant::now();
             let r = svc.registrar_stats();
+            let (_, cc, media) = svc.calls();
             println!(
-                "strait: sip {}; bindings={} aors={}",
+                "strait: sip {}; bindings={} aors={}; calls {cc:?}; media {:?}",
                 svc.counters(),
                 r.bindings,
-                r.aors
+                r.aors,
+                media.map(|m| m.1)
             );
         }
     }

@@ -1,6 +1,6 @@
 //! The signalling service end to end on loopback: a browser-style client
 //! registers over WebSocket (digest challenge, wrong password, OPTIONS,
-//! INVITE refused honestly, binding gone when the socket closes), a legacy
+//! INVITE and MESSAGE challenged, binding gone when the socket closes), a legacy
 //! client over UDP, a generated certificate that survives a restart, and a
 //! listener that cannot bind named by its configuration key.
 
@@ -205,12 +205,11 @@ async fn browser_registers_over_websocket() {
     assert!(r.headers.get(HeaderName::Supported).is_some());
     assert!(r.headers.get(HeaderName::Accept).is_some());
 
-    // INVITE and MESSAGE: honestly refused.
+    // INVITE and MESSAGE from a browser must authenticate (407).
     for (method, branch) in [("INVITE", "i1"), ("MESSAGE", "m1")] {
         let r = ws_request(&mut ws, &ws_simple(method, branch)).await;
-        assert_eq!(r.status, 480, "{method}");
-        let reason = r.headers.get(HeaderName::Reason).expect("Reason");
-        assert!(reason.contains("calls are not routed yet"), "{reason}");
+        assert_eq!(r.status, 407, "{method}");
+        assert!(r.headers.get(HeaderName::ProxyAuthenticate).is_some());
     }
     // An unknown method: 501.
     let r = ws_request(&mut ws, &ws_simple("FROB", "f1")).await;
@@ -218,7 +217,7 @@ async fn browser_registers_over_websocket() {
 
     let counters = svc.counters();
     assert_eq!(counters.requests[0], 4, "REGISTERs: {counters}");
-    assert_eq!(counters.auth_challenges, 2);
+    assert_eq!(counters.auth_challenges, 4);
     assert_eq!(counters.auth_rejections, 1);
 
     // The browser goes away: so does its binding.

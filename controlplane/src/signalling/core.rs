@@ -11,17 +11,21 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Instant, SystemTime};
 
+use super::b2bua::{B2bua, Ctx, LocalAddrs};
 use crate::auth::{ChallengeKind, DigestAuthenticator, FailureAction, RandomSource};
 use crate::config::Config;
+use crate::media::MediaEngine;
 use crate::registrar::Registrar;
 use crate::sip::transport::TransportEvent;
 use crate::sip::txn::{Destination, Output, TxnConfig, TxnKey, TxnLayer};
+#[allow(unused_imports)]
+use crate::sip::Transport as _;
 use crate::sip::{
     check_request, FlowId, HeaderName, Message, Method, Request, Response, UasPolicy,
 };
 
 /// Methods this core answers (listed in Allow).
-pub const ALLOWED_METHODS: [Method; 7] = [
+pub const ALLOWED_METHODS: [Method; 10] = [
     Method::Register,
     Method::Options,
     Method::Invite,
@@ -29,14 +33,14 @@ pub const ALLOWED_METHODS: [Method; 7] = [
     Method::Cancel,
     Method::Bye,
     Method::Message,
+    Method::Info,
+    Method::Prack,
+    Method::Update,
 ];
 
 /// Option tags we support (Supported in OPTIONS answers; a Require outside
 /// this list gets 420).
 pub const EXTENSIONS: [&str; 2] = ["outbound", "path"];
-
-/// The Reason header sent with 480 while calls are not routed.
-pub const NOT_ROUTED_REASON: &str = "SIP;cause=480;text=\"calls are not routed yet\"";
 
 /// Method slots of [`CoreCounters::requests`], in this order; the last
 /// counts every other method.
@@ -115,6 +119,14 @@ pub struct Core {
     rng: Box<dyn RandomSource + Send>,
     out: VecDeque<Transmit>,
     counters: CoreCounters,
+    b2bua: B2bua,
+    legacy_requires_auth: bool,
+}
+
+#[derive(Clone, Copy)]
+enum OutKind {
+    Timeout,
+    Other,
 }
 
 impl fmt::Debug for Core {
@@ -131,10 +143,17 @@ impl fmt::Debug for Core {
 impl Core {
     /// A core for `config`, with an opened registrar and a source of
     /// randomness (nonce key, nonces, To tags).
-    pub fn new(
+    pub fn new(config: &Config, registrar: Registrar, rng: Box<dyn RandomSource + Send>) -> Core {
+        Self::with_media(config, registrar, rng, None)
+    }
+
+    /// A core whose B2BUA anchors calls' media in `media` (`None`: calls get
+    /// 503).
+    pub fn with_media(
         config: &Config,
         registrar: Registrar,
         mut rng: Box<dyn RandomSource + Send>,
+        media: Option<MediaEngine>,
     ) -> Core {
         let auth = DigestAuthenticator::new(&config.auth, &mut *rng);
         Core {
@@ -144,7 +163,30 @@ impl Core {
             rng,
             out: VecDeque::new(),
             counters: CoreCounters::default(),
+            b2bua: B2bua::new(config, media, LocalAddrs::default()),
+            legacy_requires_auth: config.auth.legacy_requires_auth,
         }
+    }
+
+    /// The B2BUA (calls, media engine).
+    pub fn b2bua(&self) -> &B2bua {
+        &self.b2bua
+    }
+
+    /// The B2BUA, mutably (the runtime moves ring messages of its media engine).
+    pub fn b2bua_mut(&mut self) -> &mut B2bua {
+        &mut self.b2bua
+    }
+
+    /// A message from a data-plane worker's event ring.
+    pub fn handle_ring_message(&mut self, now: Instant, wall: SystemTime, kind: u16, body: &[u8]) {
+        let mut cx = Ctx {
+            txn: &mut self.txn,
+            registrar: &self.registrar,
+            rng: &mut *self.rng,
+        };
+        self.b2bua.handle_ring_message(&mut cx, now, kind, body);
+        self.drain(now, wall);
     }
 
     /// The registrar (for lookups and statistics).
@@ -169,10 +211,14 @@ impl Core {
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.txn.poll_timeout(), self.registrar.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txn.poll_timeout(),
+            self.registrar.next_expiry(),
+            self.b2bua.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Time passes: transaction timers and binding expiry.
@@ -180,6 +226,12 @@ impl Core {
         self.txn.handle_timeout(now);
         let expired = self.registrar.expire(now);
         self.counters.bindings_expired += expired.len() as u64;
+        let mut cx = Ctx {
+            txn: &mut self.txn,
+            registrar: &self.registrar,
+            rng: &mut *self.rng,
+        };
+        self.b2bua.handle_timeout(&mut cx, now);
         self.drain(now, wall);
     }
 
@@ -209,7 +261,16 @@ impl Core {
                 self.drain(now, wall);
             }
             TransportEvent::FlowOpened { .. } => self.counters.flows_opened += 1,
-            TransportEvent::FlowClosed { flow, .. } => self.flow_closed(flow),
+            TransportEvent::FlowClosed { flow, .. } => {
+                self.flow_closed(flow);
+                let mut cx = Ctx {
+                    txn: &mut self.txn,
+                    registrar: &self.registrar,
+                    rng: &mut *self.rng,
+                };
+                self.b2bua.flow_closed(&mut cx, now, flow);
+                self.drain(now, wall);
+            }
             TransportEvent::Malformed { .. } => self.counters.malformed += 1,
         }
     }
@@ -223,6 +284,11 @@ impl Core {
     /// Carries out the transaction layer's outputs until there are none.
     fn drain(&mut self, now: Instant, wall: SystemTime) {
         while let Some(o) = self.txn.poll_output() {
+            let o_kind = if matches!(o, Output::Timeout { .. }) {
+                OutKind::Timeout
+            } else {
+                OutKind::Other
+            };
             match o {
                 Output::Transmit { key, dest, message } => {
                     if let Message::Response(r) = &message {
@@ -239,17 +305,50 @@ impl Core {
                     flow,
                     source,
                 } => {
-                    let resp = self.handle_request(now, wall, &request, flow, source);
-                    // The transaction is ours and has no final response yet;
-                    // a failure here means it was terminated meanwhile.
-                    let _ = self.txn.send_response(now, key, resp);
+                    if let Some(resp) = self.handle_request(now, wall, key, request, flow, source) {
+                        // The transaction is ours and has no final response
+                        // yet; a failure here means it was terminated meanwhile.
+                        let _ = self.txn.send_response(now, key, resp);
+                    }
                 }
                 Output::Cancel { key, request, .. } => {
-                    let mut r = Response::from_request(&request, 487);
-                    self.set_tag(&mut r);
-                    let _ = self.txn.send_response(now, key, r);
+                    let mut cx = Ctx {
+                        txn: &mut self.txn,
+                        registrar: &self.registrar,
+                        rng: &mut *self.rng,
+                    };
+                    if !self.b2bua.handle_cancel(&mut cx, now, key) {
+                        let mut r = Response::from_request(&request, 487);
+                        self.set_tag(&mut r);
+                        let _ = self.txn.send_response(now, key, r);
+                    }
                 }
-                _ => {}
+                Output::Response {
+                    key,
+                    response,
+                    retransmission,
+                } => {
+                    let mut cx = Ctx {
+                        txn: &mut self.txn,
+                        registrar: &self.registrar,
+                        rng: &mut *self.rng,
+                    };
+                    self.b2bua
+                        .handle_response(&mut cx, now, key, response, retransmission);
+                }
+                Output::Ack { request, .. } => {
+                    self.count_request(&request.method);
+                    self.b2bua.handle_ack(&request);
+                }
+                Output::Timeout { key } | Output::TransportError { key } => {
+                    let timeout = matches!(o_kind, OutKind::Timeout);
+                    let mut cx = Ctx {
+                        txn: &mut self.txn,
+                        registrar: &self.registrar,
+                        rng: &mut *self.rng,
+                    };
+                    self.b2bua.handle_txn_failure(&mut cx, now, key, timeout);
+                }
             }
         }
     }
@@ -271,46 +370,69 @@ impl Core {
         let _ = resp.set_to_tag(&tag);
     }
 
-    /// The answer to a new request.
+    /// The answer to a new request, or `None` when the B2BUA took it (and
+    /// answers it, now or later).
     fn handle_request(
         &mut self,
         now: Instant,
         wall: SystemTime,
-        req: &Request,
+        key: TxnKey,
+        req: Request,
         flow: FlowId,
         source: std::net::SocketAddr,
-    ) -> Response {
+    ) -> Option<Response> {
         self.count_request(&req.method);
         let policy = UasPolicy {
             methods: &ALLOWED_METHODS,
             extensions: &EXTENSIONS,
         };
-        if let Some(mut r) = check_request(req, &policy) {
+        if let Some(mut r) = check_request(&req, &policy) {
             self.set_tag(&mut r);
-            return r;
+            return Some(r);
         }
         match req.method {
-            Method::Register => self.register(now, wall, req, flow, source),
+            Method::Register => Some(self.register(now, wall, &req, flow, source)),
             Method::Options => {
-                let mut r = Response::from_request(req, 200);
+                let mut r = Response::from_request(&req, 200);
                 self.set_tag(&mut r);
                 let allow: Vec<&str> = ALLOWED_METHODS.iter().map(Method::as_str).collect();
                 r.headers.push(HeaderName::Allow, allow.join(", "));
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 r.headers.push(HeaderName::Supported, EXTENSIONS.join(", "));
-                r
+                Some(r)
             }
-            Method::Invite | Method::Message => {
-                let mut r = Response::from_request(req, 480);
-                self.set_tag(&mut r);
-                r.headers.push(HeaderName::Reason, NOT_ROUTED_REASON);
-                r
-            }
-            // No dialogs exist yet, so any BYE is outside one.
             _ => {
-                let mut r = Response::from_request(req, 481);
-                self.set_tag(&mut r);
-                r
+                // A new call or MESSAGE from a browser (or from the legacy
+                // side when configured) must authenticate; requests inside a
+                // dialog are bound to it by its tags.
+                let in_dialog = req.headers.to_addr().is_ok_and(|t| t.tag().is_some());
+                let needs_auth =
+                    !in_dialog && (flow.transport.is_websocket() || self.legacy_requires_auth);
+                if needs_auth {
+                    if let Err(failure) =
+                        self.auth
+                            .authenticate_request(wall, &req, ChallengeKind::Proxy)
+                    {
+                        match failure.action() {
+                            FailureAction::Challenge { .. } => self.counters.auth_challenges += 1,
+                            FailureAction::Reject(_) => self.counters.auth_rejections += 1,
+                        }
+                        return Some(self.auth.failure_response(
+                            wall,
+                            &mut *self.rng,
+                            &req,
+                            ChallengeKind::Proxy,
+                            failure,
+                        ));
+                    }
+                }
+                let mut cx = Ctx {
+                    txn: &mut self.txn,
+                    registrar: &self.registrar,
+                    rng: &mut *self.rng,
+                };
+                self.b2bua.handle_request(&mut cx, now, key, req, flow);
+                None
             }
         }
     }

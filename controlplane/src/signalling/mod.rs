@@ -20,6 +20,7 @@
 //! The core sits behind a mutex shared with the [`Signalling`] handle for
 //! lookups and statistics; it is never held across an await.
 
+pub mod b2bua;
 pub mod core;
 
 use std::fmt;
@@ -32,12 +33,15 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use self::b2bua::{CallCounters, LocalAddrs};
 use self::core::{Core, CoreCounters};
 use crate::config::Config;
+use crate::media::{MediaCounters, MediaEngine};
 use crate::registrar::{OpenReport, Registrar, RegistrarSettings, RegistrarStats, Target};
 use crate::sip::transport::{tls, SipTransport, TransportConfig, TransportEvent};
 use crate::sip::txn::Destination;
 use crate::sip::Transport;
+use strait_rules::ring::{Consumer, Producer};
 
 /// File name of the generated certificate in `state_dir`.
 pub const CERT_FILE: &str = "tls-cert.pem";
@@ -91,10 +95,30 @@ pub struct Signalling {
     generated_cert: Option<PathBuf>,
 }
 
+/// The data plane as the service drives it: its layout, the control ends
+/// of its rings, and the legs a previous control plane left there.
+#[derive(Debug)]
+pub struct MediaPlane {
+    /// Workers, ports and counter slots.
+    pub layout: strait_rules::region::RegionLayout,
+    /// One (rules, events) ring pair per worker.
+    pub ends: Vec<(Producer, Consumer)>,
+    /// Legs found in the data plane at attach time (kept until they time out).
+    pub adopted: Vec<strait_rules::abi::LegRule>,
+}
+
 impl Signalling {
-    /// Starts the service for `config` (within a tokio runtime with time and
-    /// I/O enabled).
+    /// Starts the service for `config` without a data plane: calls get 503.
     pub async fn start(config: &Config) -> Result<Signalling, StartError> {
+        Self::start_with(config, None).await
+    }
+
+    /// Starts the service for `config` (within a tokio runtime with time and
+    /// I/O enabled), anchoring calls' media in `media`.
+    pub async fn start_with(
+        config: &Config,
+        media: Option<MediaPlane>,
+    ) -> Result<Signalling, StartError> {
         let mut tc = TransportConfig {
             idle_timeout: Duration::from_secs(u64::from(config.sip.ws_idle_timeout_s.max(1))),
             ws_allowed_origins: config.sip.ws_origins.clone(),
@@ -146,13 +170,31 @@ impl Signalling {
         let (transport, events) = SipTransport::start(tc)
             .await
             .map_err(|e| start_error("sip", format!("cannot start the SIP transports: {e}")))?;
-        let core = Arc::new(Mutex::new(Core::new(config, registrar, Box::new(OsRandom))));
+        let (engine, ends) = match media {
+            Some(mp) => {
+                let cert = crate::dtls::Certificate::generate()
+                    .map_err(|e| start_error("media", format!("DTLS certificate: {e}")))?;
+                let ctx = crate::dtls::DtlsContext::new(&cert, crate::dtls::DtlsConfig::default())
+                    .map_err(|e| start_error("media", format!("DTLS context: {e:?}")))?;
+                let mut engine = MediaEngine::new(mp.layout, ctx);
+                engine.adopt(&mp.adopted);
+                (Some(engine), mp.ends)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut core = Core::with_media(config, registrar, Box::new(OsRandom), engine);
+        core.b2bua_mut().set_addrs(LocalAddrs {
+            listeners: transport.listeners().to_vec(),
+            resolved: resolve_next_hops(config),
+        });
+        let core = Arc::new(Mutex::new(core));
         let (stop, stop_rx) = watch::channel(false);
         let (progress_tx, progress) = watch::channel(0);
         let task = tokio::spawn(run(
             transport.clone(),
             events,
             Arc::clone(&core),
+            ends,
             stop_rx,
             progress_tx,
         ));
@@ -209,6 +251,18 @@ impl Signalling {
     /// The core's counters.
     pub fn counters(&self) -> CoreCounters {
         self.core().counters()
+    }
+
+    /// Calls in progress, the B2BUA's counters, and the media engine's
+    /// (legs held, counters) if a data plane is attached.
+    pub fn calls(&self) -> (usize, CallCounters, Option<(usize, MediaCounters)>) {
+        let c = self.core();
+        let b = c.b2bua();
+        (
+            b.call_count(),
+            b.counters(),
+            b.media().map(|m| (m.leg_count(), m.counters())),
+        )
     }
 
     /// The registrar's statistics.
@@ -291,18 +345,113 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Sends what the core queued.
-fn transmit(transport: &SipTransport, core: &mut Core) {
-    while let Some(t) = core.poll_transmit() {
-        let ok = match &t.dest {
-            Destination::Flow(flow) => transport.send(flow, &t.message).is_ok(),
-            // Only server transactions exist yet: their answers go on flows.
-            Destination::Target(_) => false,
+/// Next hops named by host name, resolved once at start (a name that does
+/// not resolve is left out: calls routed to it get 503).
+fn resolve_next_hops(config: &Config) -> std::collections::HashMap<String, std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let mut out = std::collections::HashMap::new();
+    let hops = config
+        .routing
+        .default_next_hop
+        .iter()
+        .chain(config.routing.routes.iter().map(|r| &r.next_hop));
+    for hop in hops {
+        let Ok(u) = crate::sip::SipUri::parse(hop) else {
+            continue;
         };
-        if !ok {
-            core.transport_error(Instant::now(), SystemTime::now(), t.key);
+        if u.host().ip().is_some() {
+            continue;
+        }
+        let host = u.host().to_string();
+        if let Some(a) = (host.as_str(), 0)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut i| i.next())
+        {
+            out.insert(host, a.ip());
         }
     }
+    out
+}
+
+/// Sends what the core queued over existing flows; messages for transport
+/// addresses (the legacy side) are returned, to be sent without the lock.
+fn transmit(transport: &SipTransport, core: &mut Core) -> Vec<self::core::Transmit> {
+    let mut later = Vec::new();
+    while let Some(t) = core.poll_transmit() {
+        match &t.dest {
+            Destination::Flow(flow) => {
+                if transport.send(flow, &t.message).is_err() {
+                    core.transport_error(Instant::now(), SystemTime::now(), t.key);
+                }
+            }
+            Destination::Target(_) => later.push(t),
+        }
+    }
+    later
+}
+
+/// Sends messages to transport addresses (UDP at once; TCP/TLS may connect).
+async fn send_later(
+    transport: &SipTransport,
+    core: &Mutex<Core>,
+    later: Vec<self::core::Transmit>,
+) {
+    for t in later {
+        let Destination::Target(target) = &t.dest else {
+            continue;
+        };
+        if transport.send_to(target, &t.message).await.is_err() {
+            let more = {
+                let mut c = lock(core);
+                c.transport_error(Instant::now(), SystemTime::now(), t.key);
+                transmit(transport, &mut c)
+            };
+            // A failure's consequences (an error response on a flow) went
+            // out above; new sends to addresses are rare here: queue them.
+            for m in more {
+                if let Destination::Target(tt) = &m.dest {
+                    let _ = transport.send_to(tt, &m.message).await;
+                }
+            }
+        }
+    }
+}
+
+/// Moves the media engine's rule messages onto the workers' rings (what
+/// does not fit waits for the next round).
+fn push_rings(core: &mut Core, ends: &mut [(Producer, Consumer)]) {
+    let Some(engine) = core.b2bua_mut().media_mut() else {
+        return;
+    };
+    while let Some(msg) = engine.poll_message() {
+        let Some((tx, _)) = ends.get_mut(msg.0 as usize) else {
+            continue;
+        };
+        if tx.push(msg.1 as u16, &msg.2).is_err() {
+            engine.unpoll_message(msg);
+            return;
+        }
+    }
+}
+
+/// Reads the workers' event rings (punted packets, leg events) into the core.
+fn pop_rings(core: &mut Core, ends: &mut [(Producer, Consumer)]) -> bool {
+    let mut any = false;
+    for (_, rx) in ends.iter_mut() {
+        // Bounded per round so one busy worker cannot starve signalling.
+        for _ in 0..256 {
+            match rx.pop(|k, b| (k, b.to_vec())) {
+                Ok(Some((kind, body))) => {
+                    any = true;
+                    core.handle_ring_message(Instant::now(), SystemTime::now(), kind, &body);
+                }
+                Ok(None) => break,
+                Err(_) => break,
+            }
+        }
+    }
+    any
 }
 
 /// The service loop.
@@ -310,11 +459,16 @@ async fn run(
     transport: SipTransport,
     mut events: mpsc::Receiver<TransportEvent>,
     core: Arc<Mutex<Core>>,
+    mut ends: Vec<(Producer, Consumer)>,
     mut stop: watch::Receiver<bool>,
     progress: watch::Sender<u64>,
 ) {
     let mut flush = tokio::time::interval(Duration::from_secs(1));
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The rings have no doorbell: poll them while a data plane is attached.
+    let mut rings = tokio::time::interval(Duration::from_millis(2));
+    rings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let has_rings = !ends.is_empty();
     loop {
         let due = lock(&core).poll_timeout();
         let timer = async {
@@ -323,21 +477,43 @@ async fn run(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let ring_tick = async {
+            if has_rings {
+                rings.tick().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let later = tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 let mut c = lock(&core);
                 c.handle_event(Instant::now(), SystemTime::now(), ev);
-                transmit(&transport, &mut c);
+                let later = transmit(&transport, &mut c);
+                push_rings(&mut c, &mut ends);
                 drop(c);
                 progress.send_modify(|n| *n += 1);
+                later
             }
             () = timer => {
                 let mut c = lock(&core);
                 c.handle_timeout(Instant::now(), SystemTime::now());
-                transmit(&transport, &mut c);
+                let later = transmit(&transport, &mut c);
+                push_rings(&mut c, &mut ends);
                 drop(c);
                 progress.send_modify(|n| *n += 1);
+                later
+            }
+            () = ring_tick => {
+                let mut c = lock(&core);
+                let any = pop_rings(&mut c, &mut ends);
+                let later = transmit(&transport, &mut c);
+                push_rings(&mut c, &mut ends);
+                drop(c);
+                if any {
+                    progress.send_modify(|n| *n += 1);
+                }
+                later
             }
             _ = flush.tick() => {
                 let mut c = lock(&core);
@@ -346,8 +522,14 @@ async fn run(
                     // in-memory registrar stays right if it fails.
                     let _ = c.registrar_mut().flush();
                 }
+                Vec::new()
             }
             _ = stop.wait_for(|s| *s) => break,
+        };
+        if !later.is_empty() {
+            send_later(&transport, &core, later).await;
+            let mut c = lock(&core);
+            push_rings(&mut c, &mut ends);
         }
     }
 }

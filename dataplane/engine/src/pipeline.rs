@@ -97,10 +97,12 @@ pub enum Discard {
     RtcpTerminated,
     /// Media on a leg whose ICE consent was lost.
     NoConsent,
+    /// Media on a leg whose SRTP keys are not known yet (DTLS running).
+    KeysPending,
 }
 
 /// Number of [`Discard`] reasons.
-pub const DROP_REASONS: usize = 12;
+pub const DROP_REASONS: usize = 13;
 
 /// Worker-wide counters (per-leg ones live in the shared region).
 #[derive(Debug, Clone, Default)]
@@ -186,7 +188,7 @@ impl Leg {
 
     /// Where RTP for this leg goes.
     fn rtp_dest(&self) -> Option<SocketAddr> {
-        if self.consent_lost {
+        if self.consent_lost || self.has(flags::SRTP_PENDING) {
             return None;
         }
         self.latched_rtp.or(if self.has(flags::ICE) {
@@ -198,7 +200,7 @@ impl Leg {
 
     /// Where RTCP for this leg goes.
     fn rtcp_dest(&self) -> Option<SocketAddr> {
-        if self.has(flags::RTCP_MUX) {
+        if self.has(flags::RTCP_MUX) || self.has(flags::SRTP_PENDING) {
             return self.rtp_dest();
         }
         self.latched_rtcp.or(self.signalled_rtcp)
@@ -792,6 +794,12 @@ impl Core {
             .counter_slot;
         if !self.admit(a, from, rtcp, fx) {
             return Err(self.drop_packet(Some(slot_a), Discard::Stranger));
+        }
+        if self.legs[a]
+            .as_ref()
+            .is_some_and(|l| l.has(flags::SRTP_PENDING))
+        {
+            return Err(self.drop_packet(Some(slot_a), Discard::KeysPending));
         }
         self.count(slot_a, counter::PACKETS_IN, 1);
         self.count(slot_a, counter::BYTES_IN, pkt.len() as u64);

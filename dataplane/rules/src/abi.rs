@@ -137,6 +137,10 @@ pub mod flags {
     pub const NACK_TAIL: u32 = 1 << 2;
     /// Latch on the first packet from the signalled address's host (symmetric RTP).
     pub const SYMMETRIC: u32 = 1 << 3;
+    /// SRTP keys are not known yet (a DTLS handshake runs on the leg): media
+    /// arriving on it is dropped and none is sent to it. Cleared by the
+    /// update that brings the keys.
+    pub const SRTP_PENDING: u32 = 1 << 4;
 }
 
 /// What one leg does. A call is two legs naming each other as peers.

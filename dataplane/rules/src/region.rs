@@ -168,6 +168,8 @@ pub struct Region {
     counters_offset: usize,
     // Keeps the control plane's flock for as long as the region is attached.
     _file: File,
+    // False for a read-only observer (no flock, no rings).
+    control: bool,
 }
 
 impl Region {
@@ -229,23 +231,38 @@ impl Region {
             rings_offset,
             counters_offset,
             _file: file,
+            control: true,
         })
     }
 
     /// Attaches to an existing region as its control plane: checks magic, ABI
     /// version and size table, and takes the exclusive attachment lock.
     pub fn attach(path: impl AsRef<Path>) -> Result<Self, RegionError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open(path.as_ref(), true)
+    }
+
+    /// Maps an existing region to read its counters and worker statistics
+    /// while a control plane is attached: same checks as
+    /// [`attach`](Self::attach), no lock, and no rings
+    /// ([`control_ends`](Self::control_ends) returns `None`).
+    pub fn observe(path: impl AsRef<Path>) -> Result<Self, RegionError> {
+        Self::open(path.as_ref(), false)
+    }
+
+    fn open(path: &Path, control: bool) -> Result<Self, RegionError> {
+        let path = path.to_path_buf();
         let io = |e| RegionError::Io(path.clone(), e);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(RegionError::Busy(path)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        if control {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Err(RegionError::Busy(path)),
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
         }
         let file_len = file.metadata().map_err(io)?.len();
         if file_len < HEADER_LEN as u64 {
@@ -295,6 +312,7 @@ impl Region {
             rings_offset,
             counters_offset,
             _file: file,
+            control,
         })
     }
 
@@ -318,9 +336,9 @@ impl Region {
     }
 
     /// The control plane's ends for `worker`: it produces rules and consumes
-    /// events. Call once per worker per process.
+    /// events. Call once per worker per process. `None` for an observer.
     pub fn control_ends(&self, worker: u32) -> Option<(Producer, Consumer)> {
-        if worker >= self.layout.workers {
+        if worker >= self.layout.workers || !self.control {
             return None;
         }
         let geo = self.layout.ring;
@@ -489,6 +507,15 @@ mod tests {
             7
         );
         assert!(cp.worker_stats(2).is_none());
+        // An observer reads counters beside the attached control plane, but
+        // gets no rings.
+        let obs = Region::observe(&path).unwrap();
+        assert_eq!(
+            obs.counters(3).unwrap()[abi::counter::PACKETS_IN].load(Ordering::Relaxed),
+            42
+        );
+        assert!(obs.control_ends(0).is_none());
+        assert!(matches!(Region::attach(&path), Err(RegionError::Busy(_))));
         std::fs::remove_file(&path).unwrap();
     }
 

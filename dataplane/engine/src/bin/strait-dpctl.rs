@@ -291,7 +291,8 @@ fn snapshot(o: &Opts) -> Result<(), String> {
 }
 
 fn counters(o: &Opts) -> Result<(), String> {
-    let region = Region::attach(&o.shm).map_err(|e| e.to_string())?;
+    // Read-only: works beside an attached control plane.
+    let region = Region::observe(&o.shm).map_err(|e| e.to_string())?;
     let sum = control::leg_totals(&region);
     println!(
         "packets_in={} bytes_in={} packets_out={} bytes_out={} lost={} srtp_auth_failed={} replays={} nacks={} resends={} dropped={}",
@@ -310,7 +311,9 @@ fn counters(o: &Opts) -> Result<(), String> {
     for i in 0..region.layout().workers {
         let c = region.worker_stats(i).expect("i < workers");
         let v = |k: usize| c[k].load(Ordering::Relaxed);
-        let drops: Vec<String> = (0..12).map(|d| v(w::DROPS + d).to_string()).collect();
+        let drops: Vec<String> = (0..strait_dataplane::pipeline::DROP_REASONS)
+            .map(|d| v(w::DROPS + d).to_string())
+            .collect();
         println!(
             "worker {i}: backend={} legs={} rx={} tx={} rx_batches={} tx_dropped={} io_errors={} punted={} stun_answered={} rules={} rejected={} events_lost={} drops_by_reason={}",
             match v(w::BACKEND) {
