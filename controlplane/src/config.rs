@@ -58,6 +58,8 @@ pub struct Config {
     pub auth: Auth,
     /// Where calls toward the legacy side go.
     pub routing: Routing,
+    /// The rtpengine ng control protocol (Kamailio/OpenSIPS).
+    pub ng: Ng,
     /// Where state (registrations, generated certificate) is kept.
     pub state_dir: PathBuf,
 }
@@ -193,6 +195,7 @@ struct RawConfig {
     registrar: Option<RawRegistrar>,
     auth: Option<RawAuth>,
     routing: Option<RawRouting>,
+    ng: Option<RawNg>,
 }
 
 #[derive(Deserialize, Default)]
@@ -668,7 +671,9 @@ impl Config {
         if state_dir.as_os_str().is_empty() {
             return Err(err("state_dir", "must not be empty"));
         }
+        let ng = Ng::validate(raw.ng.unwrap_or_default(), d.ng.unwrap_or_default())?;
         Ok(Config {
+            ng,
             sip,
             tls,
             media,
@@ -677,6 +682,116 @@ impl Config {
             routing,
             state_dir,
         })
+    }
+}
+
+// ---- [ng] -------------------------------------------------------------------
+
+/// The rtpengine ng control protocol listener, for Kamailio's or OpenSIPS's
+/// `rtpengine` module (see [`crate::ng`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ng {
+    /// UDP and TCP listen address; `None` disables ng.
+    pub listen: Option<SocketAddr>,
+    /// Proxies allowed to send commands; empty allows any (accepted only
+    /// when `listen` is on loopback).
+    pub allow: Vec<crate::ng::IpNet>,
+    /// Longest command accepted, bytes.
+    pub max_message_bytes: usize,
+    /// Seconds a reply is kept to answer a retransmission; 0 disables.
+    pub reply_cache_s: u32,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNg {
+    listen: Option<String>,
+    allow: Option<Vec<String>>,
+    max_message_bytes: Option<i64>,
+    reply_cache_s: Option<i64>,
+}
+
+impl Ng {
+    fn validate(n: RawNg, dn: RawNg) -> Result<Ng, ConfigError> {
+        let listen = listener("ng.listen", n.listen, dn.listen.as_deref())?;
+        let allow = n
+            .allow
+            .or(dn.allow)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                a.trim()
+                    .parse()
+                    .map_err(|e| err("ng.allow", format!("{e}")))
+            })
+            .collect::<Result<Vec<crate::ng::IpNet>, _>>()?;
+        if let Some(l) = listen {
+            crate::ng::check_listen(l, &crate::ng::AllowList::new(allow.clone()))
+                .map_err(|e| err("ng.allow", e))?;
+        }
+        Ok(Ng {
+            listen,
+            allow,
+            max_message_bytes: int(
+                "ng.max_message_bytes",
+                n.max_message_bytes
+                    .or(dn.max_message_bytes)
+                    .unwrap_or(65_536),
+                1024,
+                1 << 20,
+            )?,
+            reply_cache_s: int(
+                "ng.reply_cache_s",
+                n.reply_cache_s.or(dn.reply_cache_s).unwrap_or(30),
+                0,
+                3600,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod ng_tests {
+    use super::*;
+
+    #[test]
+    fn ng_defaults_to_loopback_and_refuses_open_listening_without_allow_list() {
+        let c = Config::default_config();
+        assert_eq!(c.ng.listen, Some("127.0.0.1:2223".parse().unwrap()));
+        assert!(c.ng.allow.is_empty());
+        assert_eq!((c.ng.max_message_bytes, c.ng.reply_cache_s), (65_536, 30));
+        let off = Config::from_toml("[ng]\nlisten = \"\"\n").unwrap();
+        assert_eq!(off.ng.listen, None);
+        let open = Config::from_toml(
+            "[ng]\nlisten = \"0.0.0.0:2223\"\nallow = [\"10.0.0.5\", \"10.0.1.0/24\"]\n",
+        )
+        .unwrap();
+        assert_eq!(open.ng.allow.len(), 2);
+        let cases = [
+            (
+                "[ng]\nlisten = \"0.0.0.0:2223\"\n",
+                "ng.allow",
+                "allow-list",
+            ),
+            ("[ng]\nallow = [\"10.0.0.0/33\"]\n", "ng.allow", "not an IP"),
+            ("[ng]\nlisten = \"nowhere\"\n", "ng.listen", "address:port"),
+            (
+                "[ng]\nmax_message_bytes = 10\n",
+                "ng.max_message_bytes",
+                "out of range",
+            ),
+            (
+                "[ng]\nreply_cache_s = -1\n",
+                "ng.reply_cache_s",
+                "out of range",
+            ),
+            ("[ng]\nlisten_tcp = \"x\"\n", "listen_tcp", "unknown field"),
+        ];
+        for (toml, key, why) in cases {
+            let e = Config::from_toml(toml).expect_err(toml);
+            assert_eq!(e.key, key, "{toml}: {e}");
+            assert!(e.reason.contains(why), "{toml}: {e}");
+        }
     }
 }
 
