@@ -4,7 +4,9 @@
 set -euo pipefail
 
 STRAIT_APT_BUILD=(build-essential pkg-config cmake libssl-dev ca-certificates curl procps)
-STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3 openssl)
+STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3 openssl rtpengine-daemon)
+# Browser end-to-end (scripts/e2e.sh): Chromium, `ip` for the private namespace, SIPp as the legacy party.
+STRAIT_APT_E2E=(chromium iproute2 sip-tester)
 
 strait_apt_install() {
     local missing=()
@@ -30,4 +32,20 @@ strait_rust() {
             --component clippy,rustfmt
         export PATH="$HOME/.cargo/bin:$PATH"
     fi
+}
+
+# Builds the web phone's JsSIP bundle (controlplane/web/build/jssip.js), which the strait binary embeds: Node.js and
+# npm from Debian when node is missing; `npm ci` when node_modules is missing or older than package-lock.json; `npm
+# run build` when the bundle is missing or older than package-lock.json.
+strait_web_bundle() {
+    command -v node >/dev/null 2>&1 || strait_apt_install nodejs npm
+    (
+        cd "$(dirname "${BASH_SOURCE[0]}")/../controlplane/web"
+        if [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+            npm ci --no-audit --no-fund
+        fi
+        if [ ! -s build/jssip.js ] || [ package-lock.json -nt build/jssip.js ]; then
+            npm run build
+        fi
+    )
 }

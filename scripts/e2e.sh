@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# End-to-end test in a real browser: JsSIP on the web phone page, in Debian's headless Chromium driven by
-# playwright-core, REGISTERs to Strait over WS (right password: registered; wrong one: 403).
+# End-to-end tests in a real browser, against a real legacy SIP party:
+#   1. controlplane/web/e2e/register.mjs: the web phone page, served by strait, in Debian's headless Chromium
+#      (playwright-core) REGISTERs over WS and over WSS (right password: registered; wrong one: 403);
+#   2. controlplane/web/e2e/call.mjs --selftest: the SIPp scenarios and the legacy media sockets against each other
+#      (no strait), so a failure of step 3 is Strait's, not the harness's;
+#   3. controlplane/web/e2e/call.mjs: calls browser <-> legacy (SIPp) through strait, media checked on both sides
+#      (getStats() in the browser, packet counts on the legacy side), rejections, no-answer and cancel.
 # Usage (fresh Debian 12, as root):  ./scripts/e2e.sh
 # Runs inside a private network namespace whose only interface is loopback (DESIGN §5), so Chromium sees no
-# other interface and the test never touches the host's ports.
+# other interface and the test never touches the host's ports. Exits non-zero if any step failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-apt_e2e=(chromium iproute2)
-command -v node >/dev/null 2>&1 || apt_e2e+=(nodejs npm)
-strait_apt_install "${STRAIT_APT_BUILD[@]}" "${STRAIT_APT_TEST[@]}" "${apt_e2e[@]}"
+strait_apt_install "${STRAIT_APT_BUILD[@]}" "${STRAIT_APT_TEST[@]}" "${STRAIT_APT_E2E[@]}"
 strait_rust
-
-(
-    cd controlplane/web
-    [ -d node_modules/jssip ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
-    [ -s build/jssip.js ] || npm run build
-)
+# The bundle before cargo: strait embeds controlplane/web/build/jssip.js.
+strait_web_bundle
 
 cargo build -p strait -p strait-dataplane
-# strait starts the data plane found beside it.
+# strait starts the data plane found beside it; call.mjs uses strait-dpctl from there too.
 export STRAIT_BIN="$PWD/target/debug/strait"
 
-exec unshare --net -- bash -c 'ip link set lo up && exec node controlplane/web/e2e/register.mjs'
+exec unshare --net -- bash -c '
+    ip link set lo up
+    status=0
+    node controlplane/web/e2e/register.mjs || status=1
+    node controlplane/web/e2e/call.mjs --selftest || status=1
+    node controlplane/web/e2e/call.mjs || status=1
+    exit $status
+'

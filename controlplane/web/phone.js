@@ -8,6 +8,17 @@
   const events = [];
   let ua = null;
   let session = null;
+  // The current (or last) call as the tests see it: direction, progress codes, and how it ended.
+  let call_ = null;
+
+  if (typeof JsSIP === 'undefined') {
+    // jssip.js is the placeholder of a strait built without the npm bundle; it already says so on the page.
+    const why = window.STRAIT_JSSIP_MISSING || 'JsSIP did not load';
+    logEl.textContent = why + '\n';
+    document.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+    window.strait = { missing: why };
+    return;
+  }
 
   function log(msg) {
     const line = new Date().toISOString().slice(11, 23) + ' ' + msg;
@@ -38,15 +49,26 @@
     pcConfig: { iceServers: [], rtcpMuxPolicy: 'require', bundlePolicy: 'max-bundle' },
   };
 
-  function attachSession(s) {
+  function attachSession(s, peer) {
     session = s;
-    s.on('progress', (e) => { log('progress ' + (e.response ? e.response.status_code : '')); status('ringing'); });
-    s.on('accepted', () => { log('accepted'); status('in call'); buttons(); });
-    s.on('confirmed', () => { log('confirmed'); status('in call'); buttons(); });
-    s.on('ended', (e) => { log('ended: ' + e.cause); status('call ended: ' + e.cause); buttons(); });
+    const c = call_ = { direction: s.direction, peer: peer, started: Date.now(), progress: [], accepted: null,
+      confirmed: null, ended: null, failed: null };
+    s.on('progress', (e) => {
+      const code = e.response ? e.response.status_code : 0;
+      c.progress.push(code);
+      log('progress ' + (code || '')); status('ringing');
+    });
+    s.on('accepted', () => { c.accepted = Date.now(); log('accepted'); status('in call'); buttons(); });
+    s.on('confirmed', () => { c.confirmed = Date.now(); log('confirmed'); status('in call'); buttons(); });
+    s.on('ended', (e) => {
+      c.ended = { at: Date.now(), cause: e.cause, originator: e.originator };
+      log('ended: ' + e.cause + ' (' + e.originator + ')'); status('call ended: ' + e.cause); buttons();
+    });
     s.on('failed', (e) => {
-      const code = e.message && e.message.status_code ? ' ' + e.message.status_code : '';
-      log('failed: ' + e.cause + code); status('call failed: ' + e.cause + code); buttons();
+      const code = e.message && e.message.status_code ? e.message.status_code : 0;
+      c.failed = { at: Date.now(), cause: e.cause, originator: e.originator, status: code };
+      log('failed: ' + e.cause + (code ? ' ' + code : '') + ' (' + e.originator + ')');
+      status('call failed: ' + e.cause + (code ? ' ' + code : '')); buttons();
     });
     s.on('peerconnection', (e) => attachAudio(e.peerconnection));
     if (s.connection) attachAudio(s.connection);
@@ -84,7 +106,7 @@
         if (e.originator === 'remote') {
           log('incoming call from ' + e.request.from.uri.toString());
           status('incoming call');
-          attachSession(e.session);
+          attachSession(e.session, e.request.from.uri.toString());
         }
       });
       ua.on('newMessage', (e) => {
@@ -94,11 +116,37 @@
     });
   }
 
-  function call(target) {
+  // Restricts the audio transceivers of `pc` to the codecs named in `names` (e.g. ['opus']: mime subtypes,
+  // case-insensitive); telephone-event is always kept. Returns the mime types left, or null if the browser cannot.
+  function preferCodecs(pc, names) {
+    const want = names.map((n) => 'audio/' + String(n).toLowerCase()).concat(['audio/telephone-event']);
+    if (typeof RTCRtpReceiver.getCapabilities !== 'function') return null;
+    const caps = RTCRtpReceiver.getCapabilities('audio');
+    const codecs = caps ? caps.codecs.filter((c) => want.includes(c.mimeType.toLowerCase())) : [];
+    const left = [];
+    for (const t of pc.getTransceivers()) {
+      if (t.receiver.track.kind !== 'audio' || typeof t.setCodecPreferences !== 'function') continue;
+      t.setCodecPreferences(codecs);
+      left.push(...codecs.map((c) => c.mimeType + '/' + c.clockRate));
+    }
+    return left.length ? left : null;
+  }
+
+  // Calls `target` (default: the form's). opts.codecs (e.g. ['opus']) limits the audio codecs offered.
+  function call(target, opts) {
     target = target || $('target').value;
-    log('calling ' + target);
+    opts = opts || {};
+    log('calling ' + target + (opts.codecs ? ' offering ' + opts.codecs.join(', ') : ''));
     const s = ua.call(target, mediaOptions);
-    attachSession(s);
+    if (opts.codecs) {
+      // JsSIP adds the microphone track, emits 'connecting' and then creates the offer, all in one go: the
+      // transceiver exists and no offer does yet.
+      s.on('connecting', () => {
+        const left = preferCodecs(s.connection, opts.codecs);
+        log(left ? 'codecs offered: ' + left.join(', ') : 'cannot restrict the codecs offered');
+      });
+    }
+    attachSession(s, target);
     return true;
   }
 
@@ -110,11 +158,14 @@
     if (session && !session.isEnded()) session.terminate();
   }
 
-  // Audio statistics of the call in progress, for people and for the tests.
+  // Audio statistics of the call in progress, for people and for the tests (null when there is no media).
   async function stats() {
-    if (!session || !session.connection) return null;
-    const report = await session.connection.getStats();
-    const out = { inbound: null, outbound: null, codec: null, pair: null };
+    const pc = session && session.connection;
+    if (!pc || pc.signalingState === 'closed') return null;
+    let report;
+    try { report = await pc.getStats(); } catch (e) { return null; }
+    const out = { inbound: null, outbound: null, codec: null, sendCodec: null, pair: null,
+      ice: pc.iceConnectionState, connection: pc.connectionState };
     const codecs = {};
     report.forEach((r) => { if (r.type === 'codec') codecs[r.id] = r; });
     report.forEach((r) => {
@@ -126,6 +177,7 @@
       }
       if (r.type === 'outbound-rtp' && r.kind === 'audio') {
         out.outbound = { packetsSent: r.packetsSent, bytesSent: r.bytesSent };
+        if (codecs[r.codecId]) out.sendCodec = codecs[r.codecId].mimeType;
       }
       if (r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated) {
         out.pair = { local: r.localCandidateId, remote: r.remoteCandidateId };
@@ -139,7 +191,9 @@
     sendDtmf: (tones) => session && session.sendDTMF(tones),
     sendMessage: (target, body) => ua.sendMessage(target, body),
     state: () => ({ registered: !!ua && ua.isRegistered(), inCall: !!session && session.isEstablished(),
-      ended: !!session && session.isEnded(), events: events.slice() }),
+      ended: !!session && session.isEnded(),
+      incoming: !!session && session.direction === 'incoming' && !session.isEstablished() && !session.isEnded(),
+      call: call_ && JSON.parse(JSON.stringify(call_)), events: events.slice() }),
   };
 
   $('register').onclick = () => register();

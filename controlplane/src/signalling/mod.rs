@@ -122,6 +122,7 @@ impl Signalling {
         let mut tc = TransportConfig {
             idle_timeout: Duration::from_secs(u64::from(config.sip.ws_idle_timeout_s.max(1))),
             ws_allowed_origins: config.sip.ws_origins.clone(),
+            web_phone: config.sip.web_phone,
             ..TransportConfig::default()
         };
         let listeners = [

@@ -145,3 +145,12 @@ fn frame_all(data: &[u8], sizes: &[usize], limits: Limits) -> Framed {
     }
     (items, None)
 }
+
+/// A request head as read on a WS/WSS listener (the web phone's HTTP side):
+/// the decision (serve a file, refuse, hand over to the WebSocket handshake,
+/// or answer 400/431) never panics, does not depend on `web_phone` except
+/// for which plain requests get a file, and does not change with bytes after
+/// the head.
+pub fn http_head(data: &[u8]) {
+    super::transport::http::fuzz_examine(data);
+}

@@ -63,6 +63,11 @@ counters! {
     timeouts,
     /// Sends that failed (queue full, too large, socket error).
     send_failures,
+    /// Plain HTTP requests on a WS/WSS listener answered with a web phone
+    /// file.
+    http_served,
+    /// Plain HTTP requests on a WS/WSS listener answered 404 or 405.
+    http_refused,
 }
 
 impl Counters {

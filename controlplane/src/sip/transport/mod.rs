@@ -34,6 +34,15 @@
 //! `rport`. It answers CRLFCRLF keepalive pings with CRLF on TCP, TLS and
 //! WebSocket (what SIP.js and JsSIP send) and ignores them on UDP.
 //!
+//! # The web phone page
+//!
+//! A WS or WSS listener also answers plain HTTP: a request without
+//! `Upgrade: websocket` gets the web phone page and its scripts (embedded in
+//! the binary) when [`TransportConfig::web_phone`] is on, 404 otherwise, and
+//! the connection is closed. The request head is bounded and read within the
+//! handshake deadline; a malformed one is answered 400 (or 431) and counted
+//! as malformed input.
+//!
 //! # Bounds
 //!
 //! Nothing grows without limit: messages are limited by [`Limits`]; a stream
@@ -50,6 +59,7 @@
 //! Per transport, see [`SipTransport::counters`].
 
 mod counters;
+pub(crate) mod http;
 mod stream;
 pub mod tls;
 mod udp;
@@ -364,6 +374,12 @@ pub struct TransportConfig {
     pub answer_malformed: bool,
     /// Add `received`/`rport` to the top Via of incoming requests.
     pub fix_via: bool,
+    /// Answer plain HTTP GETs on the WS/WSS listeners with the web phone
+    /// page (`/`, `/index.html`, `/phone.js`, `/jssip.js`, embedded in the
+    /// binary); off, every plain HTTP request is answered 404. WebSocket
+    /// upgrades are served either way. Default on, like the `sip.web_phone`
+    /// configuration key.
+    pub web_phone: bool,
 }
 
 impl Default for TransportConfig {
@@ -390,6 +406,7 @@ impl Default for TransportConfig {
             send_queue: 64,
             answer_malformed: true,
             fix_via: true,
+            web_phone: true,
         }
     }
 }
@@ -418,6 +435,7 @@ impl fmt::Debug for TransportConfig {
             .field("send_queue", &self.send_queue)
             .field("answer_malformed", &self.answer_malformed)
             .field("fix_via", &self.fix_via)
+            .field("web_phone", &self.web_phone)
             .finish()
     }
 }

@@ -1,7 +1,9 @@
 //! WebSocket and secure WebSocket (RFC 7118): handshake with the `sip`
 //! subprotocol and an Origin allow-list, then one SIP message per WebSocket
 //! message (text or binary; fragmented messages are reassembled by
-//! tungstenite within the size limit), pings, idle timeout.
+//! tungstenite within the size limit), pings, idle timeout. A request that
+//! is not a WebSocket upgrade is answered by [`super::http`] (the web phone
+//! page).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
+use super::http::{self, Head, Prefixed, ReadFailed};
 use super::{
     finish, CloseReason, ConnSlot, FlowCtl, FlowId, Outgoing, Shared, Transport, TransportEvent,
     WsHandshake,
@@ -34,20 +37,48 @@ fn http_error(status: StatusCode, text: &str) -> ErrorResponse {
     r
 }
 
-/// Performs the handshake (within `deadline`), then serves the flow.
+/// Reads the HTTP request (within `deadline`): a WebSocket upgrade is
+/// handshaken and the flow served; anything else is answered by
+/// [`http`] and the connection closed.
 pub(super) async fn serve<S>(
     shared: &Arc<Shared>,
     slot: ConnSlot,
     t: Transport,
     local: SocketAddr,
     remote: SocketAddr,
-    io: S,
+    mut io: S,
     deadline: Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &shared.config;
     let c = shared.counters(t);
+    let head = match http::read_head(&mut io, deadline, cfg.web_phone).await {
+        Ok((Head::Upgrade, bytes)) => bytes,
+        Ok((Head::Answer(a), _)) => {
+            // Counted before the peer sees the answer.
+            if a.malformed {
+                c.inc(&c.malformed_answered);
+                if a.status == 431 {
+                    c.inc(&c.too_large);
+                }
+            } else if a.status == 200 {
+                c.inc(&c.http_served);
+            } else {
+                c.inc(&c.http_refused);
+            }
+            match http::answer(&mut io, &a, cfg.write_timeout, cfg.linger).await {
+                Ok(n) => c.add(&c.tx_bytes, n),
+                Err(_) => c.inc(&c.send_failures),
+            }
+            return;
+        }
+        Ok((Head::Partial, _)) | Err(ReadFailed::Closed | ReadFailed::TimedOut) => {
+            c.inc(&c.handshake_failures);
+            return;
+        }
+    };
+    let io = Prefixed::new(head, io);
     let mut refused = false;
     let mut info = None;
     let allowed = &cfg.ws_allowed_origins;

@@ -1,0 +1,40 @@
+//! Fuzz entry points for the parsers of network input (behind the `fuzz`
+//! feature; targets in `fuzz/fuzz_targets/`).
+
+/// An ng reply datagram: cookie split, bencode decode, and the SDP and
+/// crypto parsing applied to its `sdp` value.
+pub fn ng_reply(data: &[u8]) {
+    if let Ok((_, v)) = crate::ng::parse_reply(data) {
+        if let Some(sdp) = v.text("sdp") {
+            if let Some(m) = crate::sdp::parse(&sdp) {
+                let _ = m.payload_type_of("opus");
+                for c in &m.cryptos {
+                    let _ = crate::sdp::parse_crypto(c);
+                }
+            }
+        }
+        // Whatever decodes must encode again to the same value.
+        if let Ok(back) = crate::bencode::decode(&v.encode()) {
+            assert_eq!(back, v);
+        }
+    }
+}
+
+/// A received media packet: RTP header parsing, payload marker, sequence
+/// mapping and receive statistics.
+pub fn rtp_receive(data: &[u8]) {
+    let Some(view) = crate::packet::parse(data) else {
+        return;
+    };
+    let payload = &data[view.payload_start..view.payload_end];
+    let mut acc = crate::stats::DirAcc::new();
+    let mut tracker = crate::stats::SeqTracker::new();
+    let mut mapper = crate::stats::SeqMapper::default();
+    if let Some(m) = crate::packet::Marker::read(payload) {
+        acc.on_packet(&mut tracker, m.seq, m.send_ns, m.send_ns.wrapping_add(1000));
+    }
+    if let Some(g) = mapper.map(view.seq, Some(u64::from(view.ssrc))) {
+        acc.on_packet(&mut tracker, g, 0, 1);
+    }
+    let _ = acc.summary();
+}

@@ -1,0 +1,404 @@
+//! Call setup through ng for each scenario: offer from leg A, answer from
+//! leg B, both on loopback; the rewritten SDPs tell where the target
+//! receives each leg's media (and, for SRTP, the target's keys).
+//!
+//! | scenario | leg A | leg B | ng extras |
+//! |---|---|---|---|
+//! | `plain` | RTP/AVP PCMU | RTP/AVP PCMU | — |
+//! | `srtp` | RTP/SAVP PCMU, SDES `AES_CM_128_HMAC_SHA1_80` | RTP/AVP PCMU | offer: `transport-protocol: RTP/AVP` |
+//! | `transcode` | RTP/AVP PCMU | RTP/AVP Opus | offer: `codec: {mask: [PCMU], transcode: [opus]}` |
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use strait_srtp::{Config as SrtpConfig, SrtpContext, Suite};
+
+use crate::bencode::Value;
+use crate::generator::{LegCodec, LegSpec, StreamSpec};
+use crate::ng::{NgClient, NgError};
+use crate::sdp::{self, MediaDesc};
+
+/// The media scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Plain RTP relay, PCMU both sides.
+    Plain,
+    /// SRTP (SDES) on leg A, RTP on leg B.
+    Srtp,
+    /// PCMU on leg A, Opus on leg B.
+    Transcode,
+}
+
+impl Scenario {
+    /// The scenario's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Plain => "plain",
+            Scenario::Srtp => "srtp",
+            Scenario::Transcode => "transcode",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "plain" => Some(Scenario::Plain),
+            "srtp" => Some(Scenario::Srtp),
+            "transcode" => Some(Scenario::Transcode),
+            _ => None,
+        }
+    }
+}
+
+/// Why a call could not be set up.
+#[derive(Debug)]
+pub enum SetupError {
+    /// ng transaction failed.
+    Ng(NgError),
+    /// Local socket problem (no free port, ...).
+    Io(io::Error),
+    /// The target's SDP was missing something the scenario needs.
+    BadSdp(String),
+    /// The target does not transcode to Opus (no Opus in its offer to leg B).
+    NoTranscoding(String),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Ng(e) => write!(f, "{e}"),
+            SetupError::Io(e) => write!(f, "local socket: {e}"),
+            SetupError::BadSdp(s) => write!(f, "target SDP: {s}"),
+            SetupError::NoTranscoding(s) => write!(
+                f,
+                "the target does not transcode PCMU to Opus (no opus in its offer to leg B): {s}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<NgError> for SetupError {
+    fn from(e: NgError) -> Self {
+        SetupError::Ng(e)
+    }
+}
+
+impl From<io::Error> for SetupError {
+    fn from(e: io::Error) -> Self {
+        SetupError::Io(e)
+    }
+}
+
+/// Hands out local UDP sockets on even ports of a range (the odd one above
+/// is left for RTCP), skipping ports that are taken.
+#[derive(Debug)]
+pub struct PortAllocator {
+    ip: IpAddr,
+    next: u32,
+    max: u32,
+}
+
+impl PortAllocator {
+    /// Ports `min..=max` on `ip`.
+    pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
+        Self {
+            ip,
+            next: u32::from(min + (min & 1)),
+            max: u32::from(max),
+        }
+    }
+
+    /// The next free even port's socket.
+    pub fn bind(&mut self) -> io::Result<UdpSocket> {
+        while self.next <= self.max {
+            let port = self.next as u16;
+            self.next += 2;
+            if let Ok(s) = UdpSocket::bind((self.ip, port)) {
+                return Ok(s);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "generator port range exhausted",
+        ))
+    }
+}
+
+/// Fills `buf` from the kernel's random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    // Bounded: getrandom returns at least 1 byte per call or an error.
+    for _ in 0..64 {
+        if filled == buf.len() {
+            return Ok(());
+        }
+        let rest = &mut buf[filled..];
+        // SAFETY: writes at most rest.len() bytes into the valid slice rest.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n <= 0 {
+            return Err(io::Error::last_os_error());
+        }
+        filled += n as usize;
+    }
+    if filled == buf.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other("getrandom returned too little"))
+    }
+}
+
+fn srtp_ctx(key_and_salt: &[u8]) -> Result<SrtpContext, SetupError> {
+    let mut cfg = SrtpConfig::default();
+    cfg.max_ssrcs = 2;
+    SrtpContext::from_master(Suite::AesCm128HmacSha1_80, key_and_salt, cfg)
+        .map_err(|e| SetupError::BadSdp(format!("SRTP key: {e}")))
+}
+
+/// A call that was set up: its ng call-id and what the generator drives.
+#[derive(Debug)]
+pub struct Call {
+    /// ng call-id (for `delete`).
+    pub call_id: String,
+    /// The traffic spec.
+    pub spec: StreamSpec,
+}
+
+fn common(command: &str, call_id: &str, from_tag: &str, sdp: String) -> Vec<(&'static str, Value)> {
+    vec![
+        ("command", Value::str(command)),
+        ("call-id", Value::str(call_id)),
+        ("from-tag", Value::str(from_tag)),
+        ("sdp", Value::Bytes(sdp.into_bytes())),
+        ("ICE", Value::str("remove")),
+        ("DTLS", Value::str("off")),
+        (
+            "replace",
+            Value::str_list(&["origin", "session-connection"]),
+        ),
+    ]
+}
+
+fn relay_addr(m: &sdp::ParsedMedia, fallback: IpAddr) -> SocketAddr {
+    SocketAddr::new(m.addr.unwrap_or(fallback), m.port)
+}
+
+/// Sets up call `id` of `scenario` through `ng`, with local sockets from
+/// `ports`; `run_tag` makes call-ids unique per run.
+pub fn setup_call(
+    ng: &mut NgClient,
+    scenario: Scenario,
+    id: u32,
+    ports: &mut PortAllocator,
+    run_tag: &str,
+) -> Result<Call, SetupError> {
+    let a_sock = ports.bind()?;
+    let b_sock = ports.bind()?;
+    let a_addr = a_sock.local_addr()?;
+    let b_addr = b_sock.local_addr()?;
+    let call_id = format!("{run_tag}-{id}");
+    let from_tag = format!("{run_tag}-a{id}");
+    let to_tag = format!("{run_tag}-b{id}");
+    let pcmu = vec![(0u8, "PCMU/8000".to_string())];
+    let mut a_key = [0u8; 30];
+    let mut offer_desc = MediaDesc {
+        addr: a_addr.ip(),
+        port: a_addr.port(),
+        proto: "RTP/AVP",
+        formats: pcmu.clone(),
+        fmtp: Vec::new(),
+        crypto: None,
+        session_id: u64::from(id) + 1,
+    };
+    let mut offer = common("offer", &call_id, &from_tag, String::new());
+    match scenario {
+        Scenario::Plain => {}
+        Scenario::Srtp => {
+            random_bytes(&mut a_key)?;
+            offer_desc.proto = "RTP/SAVP";
+            offer_desc.crypto = Some(format!(
+                "1 AES_CM_128_HMAC_SHA1_80 inline:{}",
+                base64::engine::general_purpose::STANDARD.encode(a_key)
+            ));
+            offer.push(("transport-protocol", Value::str("RTP/AVP")));
+        }
+        Scenario::Transcode => {
+            offer.push((
+                "codec",
+                Value::dict([
+                    ("mask", Value::str_list(&["PCMU"])),
+                    ("transcode", Value::str_list(&["opus"])),
+                ]),
+            ));
+        }
+    }
+    offer[3].1 = Value::Bytes(offer_desc.render().into_bytes());
+    let reply = ng.request(&Value::dict(offer))?;
+    let to_b = reply
+        .text("sdp")
+        .as_deref()
+        .and_then(sdp::parse)
+        .ok_or_else(|| SetupError::BadSdp("offer reply without an audio SDP".into()))?;
+
+    let mut answer_desc = MediaDesc {
+        addr: b_addr.ip(),
+        port: b_addr.port(),
+        proto: "RTP/AVP",
+        formats: pcmu.clone(),
+        fmtp: Vec::new(),
+        crypto: None,
+        session_id: u64::from(id) + 1_000_000,
+    };
+    let mut b_codec = LegCodec::Pcmu;
+    match scenario {
+        Scenario::Plain | Scenario::Srtp => {
+            if to_b.payload_type_of("PCMU") != Some(0) {
+                return Err(SetupError::BadSdp(format!(
+                    "no PCMU/0 in the offer to leg B: {:?}",
+                    to_b.rtpmaps
+                )));
+            }
+            if to_b.proto != "RTP/AVP" {
+                return Err(SetupError::BadSdp(format!(
+                    "offer to leg B uses {} instead of RTP/AVP",
+                    to_b.proto
+                )));
+            }
+        }
+        Scenario::Transcode => {
+            let Some(pt) = to_b.payload_type_of("opus") else {
+                return Err(SetupError::NoTranscoding(format!(
+                    "payload types offered: {:?}",
+                    to_b.rtpmaps
+                )));
+            };
+            answer_desc.formats = vec![(pt, "opus/48000/2".into())];
+            answer_desc.fmtp = vec![(pt, "minptime=10;useinbandfec=1".into())];
+            b_codec = LegCodec::Opus { pt };
+        }
+    }
+    let mut answer = common("answer", &call_id, &from_tag, answer_desc.render());
+    answer.push(("to-tag", Value::str(&to_tag)));
+    let reply = ng.request(&Value::dict(answer))?;
+    let to_a = reply
+        .text("sdp")
+        .as_deref()
+        .and_then(sdp::parse)
+        .ok_or_else(|| SetupError::BadSdp("answer reply without an audio SDP".into()))?;
+    if to_a.payload_type_of("PCMU") != Some(0) {
+        return Err(SetupError::BadSdp(format!(
+            "no PCMU/0 in the answer to leg A: {:?}",
+            to_a.rtpmaps
+        )));
+    }
+    let (a_tx, a_rx) = if scenario == Scenario::Srtp {
+        if to_a.proto != "RTP/SAVP" {
+            return Err(SetupError::BadSdp(format!(
+                "answer to leg A uses {} instead of RTP/SAVP",
+                to_a.proto
+            )));
+        }
+        let key = to_a
+            .cryptos
+            .iter()
+            .filter_map(|c| sdp::parse_crypto(c))
+            .find(|(suite, _)| *suite == "AES_CM_128_HMAC_SHA1_80")
+            .map(|(_, key)| key)
+            .ok_or_else(|| {
+                SetupError::BadSdp(format!(
+                    "no AES_CM_128_HMAC_SHA1_80 crypto in the answer to leg A: {:?}",
+                    to_a.cryptos
+                ))
+            })?;
+        let target_key = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map_err(|e| SetupError::BadSdp(format!("crypto key not base64: {e}")))?;
+        (Some(srtp_ctx(&a_key)?), Some(srtp_ctx(&target_key)?))
+    } else {
+        (None, None)
+    };
+    let spec = StreamSpec {
+        id,
+        a: LegSpec {
+            socket: a_sock,
+            send_to: relay_addr(&to_a, a_addr.ip()),
+            codec: LegCodec::Pcmu,
+            srtp_tx: a_tx,
+            srtp_rx: a_rx,
+        },
+        b: LegSpec {
+            socket: b_sock,
+            send_to: relay_addr(&to_b, b_addr.ip()),
+            codec: b_codec,
+            srtp_tx: None,
+            srtp_rx: None,
+        },
+    };
+    Ok(Call { call_id, spec })
+}
+
+/// Deletes a call (errors are returned, the caller counts them).
+pub fn delete_call(ng: &mut NgClient, call_id: &str) -> Result<(), NgError> {
+    ng.request(&Value::dict([
+        ("command", Value::str("delete")),
+        ("call-id", Value::str(call_id)),
+    ]))
+    .map(|_| ())
+}
+
+/// Pre-encodes `frames` 20 ms Opus frames of the test tone with `strait-codec`.
+pub fn opus_frames(frames: usize) -> Result<Vec<Vec<u8>>, String> {
+    let cfg = strait_codec::EncoderConfig::default();
+    let mut enc = strait_codec::opus::Encoder::new(&cfg).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(frames);
+    let mut buf = vec![0u8; strait_codec::opus::MAX_FRAME_BYTES];
+    for i in 0..frames {
+        let pcm = crate::packet::tone_pcm(i);
+        let n = enc.encode(&pcm, &mut buf).map_err(|e| e.to_string())?;
+        out.push(buf[..n].to_vec());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names() {
+        for s in [Scenario::Plain, Scenario::Srtp, Scenario::Transcode] {
+            assert_eq!(Scenario::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Scenario::from_name("x"), None);
+    }
+
+    #[test]
+    fn ports_are_even_and_skip_taken_ones() {
+        let mut p = PortAllocator::new("127.0.0.1".parse().unwrap(), 0, 0);
+        // Port 0 = kernel's choice: one socket, then exhausted.
+        assert!(p.bind().is_ok());
+        assert!(p.bind().is_err());
+    }
+
+    #[test]
+    fn opus_frames_are_encoded() {
+        let f = opus_frames(5).unwrap();
+        assert_eq!(f.len(), 5);
+        assert!(f.iter().all(|x| !x.is_empty() && x.len() < 400));
+        assert_eq!(strait_codec::opus::packet_samples(&f[0]), Some(160));
+    }
+
+    #[test]
+    fn random_bytes_fill() {
+        let mut a = [0u8; 30];
+        let mut b = [0u8; 30];
+        random_bytes(&mut a).unwrap();
+        random_bytes(&mut b).unwrap();
+        assert_ne!(a, b);
+    }
+}
