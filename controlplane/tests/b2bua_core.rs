@@ -4,7 +4,9 @@
 //! relayed with a WebRTC answer, the data plane gets both legs, and a BYE
 //! from either side ends the call on the other and frees the legs. Also:
 //! CANCEL before answer, no-answer timeout (408 + CANCEL), unknown callee
-//! (404), and a legacy call to a registered browser.
+//! (404) and known but unregistered callee (480), a re-INVITE putting the
+//! call on hold (relayed in the other dialog, legs updated in place), and a
+//! MESSAGE relayed to the legacy side with its answer relayed back.
 
 #[path = "sdp_fixtures/mod.rs"]
 mod fixtures;
@@ -36,11 +38,15 @@ fn core() -> Core {
     settings.store_path = None;
     let (registrar, _) =
         Registrar::open(settings, Instant::now(), SystemTime::now()).expect("in memory");
-    let mut n = 7u8;
+    // xorshift64: deterministic, and no short cycle (tags and branches
+    // must not repeat within a test).
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let rng = move |buf: &mut [u8]| {
         for b in buf {
-            n = n.wrapping_mul(31).wrapping_add(17);
-            *b = n;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
         }
     };
     let cert = Certificate::generate().expect("cert");
@@ -180,11 +186,18 @@ fn legacy_response(invite: &Request, status: u16, sdp: Option<&str>) -> String {
         ""
     };
     format!(
-        "SIP/2.0 {status} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=leg1\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+        "SIP/2.0 {status} X\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\n\
          Contact: <sip:sipp@{NEXT_HOP}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         h.get(HeaderName::Via).expect("via"),
         h.get(HeaderName::From).expect("from"),
-        h.get(HeaderName::To).expect("to"),
+        {
+            let to = h.get(HeaderName::To).expect("to");
+            if to.contains(";tag=") {
+                to.to_string()
+            } else {
+                format!("{to};tag=leg1")
+            }
+        },
         h.call_id().expect("call-id"),
         h.get(HeaderName::CSeq).expect("cseq"),
         body.len()
@@ -400,4 +413,121 @@ fn legacy_call_to_unknown_user_is_404_and_to_unregistered_user_480() {
         assert_eq!(r.status, status, "{user}");
     }
     assert_eq!(core.b2bua().media().expect("media").leg_count(), 0);
+}
+
+/// Sets up an answered browser -> legacy call; returns the legacy INVITE, the
+/// browser dialog's To tag and the legacy leg's destination.
+fn answered_call(core: &mut Core, now: Instant) -> (Request, String, Destination) {
+    let out = authenticated_invite(core, now);
+    let (dest, invite) = request(&out, "INVITE");
+    feed(
+        core,
+        now,
+        udp_flow(),
+        &legacy_response(&invite, 200, Some(PCMU_ANSWER)),
+    );
+    let out = sent(core);
+    let ok = only_response(&out);
+    assert_eq!(ok.status, 200);
+    let tag = ok
+        .headers
+        .to_addr()
+        .expect("to")
+        .tag()
+        .expect("tag")
+        .to_string();
+    let _ = rules(core);
+    (invite, tag, dest)
+}
+
+#[test]
+fn browser_puts_the_call_on_hold_with_a_reinvite() {
+    let mut core = core();
+    let t0 = Instant::now();
+    let (_, tag, dest) = answered_call(&mut core, t0);
+    let body = fixtures::CHROME_OFFER
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .replace("a=sendrecv", "a=sendonly");
+    let reinvite = format!(
+        "INVITE sip:strait@127.0.0.1:8080;transport=ws SIP/2.0\r\n\
+         Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\n\
+         To: <sip:1234@127.0.0.1>;tag={tag}\r\nFrom: \"Alice\" <sip:alice@127.0.0.1>;tag=brw1\r\n\
+         Call-ID: call-b2b-1\r\nCSeq: 3 INVITE\r\nContact: <sip:x1@abc.invalid;transport=ws;ob>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    feed(&mut core, t0, ws_flow(), &reinvite);
+    let out = sent(&mut core);
+    let (d, re) = request(&out, "INVITE");
+    assert_eq!(d, dest);
+    // In the legacy dialog: its tags, the callee's Contact, the next CSeq.
+    assert_eq!(re.uri.to_string(), format!("sip:sipp@{NEXT_HOP}"));
+    assert_eq!(re.headers.to_addr().expect("to").tag(), Some("leg1"));
+    assert!(re.headers.cseq().expect("cseq").seq > 1);
+    let offer = String::from_utf8(re.body.clone()).expect("utf-8");
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    // The legacy side accepts the hold.
+    let answer = PCMU_ANSWER.replace("a=sendrecv", "a=recvonly");
+    feed(
+        &mut core,
+        t0,
+        udp_flow(),
+        &legacy_response(&re, 200, Some(&answer)),
+    );
+    let out = sent(&mut core);
+    let _ = request(&out, "ACK");
+    let ok = only_response(&out);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.headers.cseq().expect("cseq").seq, 3);
+    let sdp = String::from_utf8(ok.body.clone()).expect("utf-8");
+    assert!(sdp.contains("a=recvonly"), "{sdp}");
+    // The legs are updated in place, not re-created; DTLS keeps running.
+    let legs = rules(&mut core);
+    assert_eq!(legs.len(), 2, "{legs:?}");
+    assert!(legs.iter().all(|(_, k, _)| *k == Kind::UpdateLeg));
+    assert_eq!(core.b2bua().call_count(), 1);
+}
+
+#[test]
+fn browser_message_is_relayed_to_the_legacy_side_and_answered() {
+    let mut core = core();
+    let t0 = Instant::now();
+    let message = |cseq: u32, auth: Option<&str>| {
+        let auth = auth.map_or(String::new(), |a| format!("Proxy-Authorization: {a}\r\n"));
+        format!(
+            "MESSAGE sip:1234@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKm{cseq}\r\nMax-Forwards: 70\r\n\
+             To: <sip:1234@127.0.0.1>\r\nFrom: <sip:alice@127.0.0.1>;tag=m1\r\n\
+             Call-ID: msg-1\r\nCSeq: {cseq} MESSAGE\r\n{auth}Content-Type: text/plain\r\n\
+             Content-Length: 5\r\n\r\nhello"
+        )
+    };
+    feed(&mut core, t0, ws_flow(), &message(1, None));
+    let r = only_response(&sent(&mut core));
+    assert_eq!(r.status, 407);
+    let creds = client_authorization(
+        r.headers
+            .get(HeaderName::ProxyAuthenticate)
+            .expect("challenge"),
+        "alice",
+        "alice-secret",
+        "MESSAGE",
+        "sip:1234@127.0.0.1",
+        b"hello",
+        "cn2",
+        1,
+    )
+    .expect("usable");
+    feed(&mut core, t0, ws_flow(), &message(2, Some(&creds)));
+    let out = sent(&mut core);
+    let (d, m) = request(&out, "MESSAGE");
+    assert!(matches!(d, Destination::Target(_)));
+    assert_eq!(m.body, b"hello");
+    assert_eq!(m.headers.get(HeaderName::ContentType), Some("text/plain"));
+    feed(&mut core, t0, udp_flow(), &legacy_response(&m, 202, None));
+    let r = only_response(&sent(&mut core));
+    assert_eq!(r.status, 202);
+    assert_eq!(r.headers.call_id().ok(), Some("msg-1"));
+    assert_eq!(core.b2bua().counters().messages, 1);
 }

@@ -33,7 +33,7 @@ pub fn rtp_receive(data: &[u8]) {
     if let Some(m) = crate::packet::Marker::read(payload) {
         acc.on_packet(&mut tracker, m.seq, m.send_ns, m.send_ns.wrapping_add(1000));
     }
-    if let Some(g) = mapper.map(view.seq, Some(u64::from(view.ssrc))) {
+    if let Some(g) = mapper.map(view.seq, Some(u64::from(view.ssrc)), view.pt.into()) {
         acc.on_packet(&mut tracker, g, 0, 1);
     }
     let _ = acc.summary();

@@ -146,6 +146,9 @@ pub struct WindowResult {
     pub skipped: u64,
     /// Sequence-mapping re-anchors (transcoding only).
     pub reanchors: u64,
+    /// Transcoded stream directions whose sequence numbers the target kept
+    /// (exact latency) and those mapped by anchoring (latency a lower bound).
+    pub mapping: (u64, u64),
 }
 
 /// Live totals of one thread, for progress lines.
@@ -240,6 +243,7 @@ pub fn spawn(
 #[derive(Debug)]
 struct DirState {
     ssrc: u32,
+    rtp_base: u16,
     rtp_seq: u16,
     ts: u32,
     next_gen: u64,
@@ -422,6 +426,7 @@ impl Worker {
             let transcoded = s.a.codec != s.b.codec;
             let mk = |dir: u8| DirState {
                 ssrc: ssrc_of(s.id, dir),
+                rtp_base: (ssrc_of(s.id, dir) >> 7) as u16,
                 rtp_seq: (ssrc_of(s.id, dir) >> 7) as u16,
                 ts: ssrc_of(s.id, dir).rotate_left(9),
                 next_gen: 0,
@@ -561,7 +566,7 @@ impl Worker {
                     return None;
                 }
                 let before = d.mapper.reanchors;
-                let gen = d.mapper.map(view.seq, d.last_sent)?;
+                let gen = d.mapper.map(view.seq, d.last_sent, d.rtp_base)?;
                 self.reanchors += d.mapper.reanchors - before;
                 let (g, t) = d.ring[(gen % RING as u64) as usize];
                 (g == gen).then_some((gen, t))
@@ -596,7 +601,18 @@ impl Worker {
             return;
         }
         if let Some(w) = self.window.take() {
+            let mut mapping = (0, 0);
+            for st in self.streams.iter().filter(|s| s.transcoded) {
+                for d in &st.dirs {
+                    match d.mapper.mapped() {
+                        Some(true) => mapping.0 += 1,
+                        Some(false) => mapping.1 += 1,
+                        None => {}
+                    }
+                }
+            }
             let _ = self.results.send(WindowResult {
+                mapping,
                 id: w.id,
                 thread: self.index,
                 dirs: w.dirs,

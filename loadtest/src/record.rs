@@ -103,6 +103,10 @@ pub struct StepRecord {
     pub p99_ms: f64,
     /// p99 jitter (RFC 3550 estimate) over both directions, ms.
     pub jitter_p99_ms: f64,
+    /// Transcoding only: stream directions whose RTP sequence numbers the
+    /// target kept (latency exact) and those mapped by anchoring (latency a
+    /// lower bound), see `stats::SeqMapper`.
+    pub seq_mapping: Option<(u64, u64)>,
     /// The generator.
     pub generator: GenRecord,
     /// The target's CPU.

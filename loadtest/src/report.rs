@@ -374,6 +374,7 @@ mod tests {
                 p50_ms: p / 3.0,
                 p99_ms: p,
                 jitter_p99_ms: 0.1,
+                seq_mapping: None,
                 generator: GenRecord {
                     cpu: 0.3,
                     ..Default::default()

@@ -258,6 +258,7 @@ impl Runner<'_> {
         let mut dirs = [DirAcc::new(), DirAcc::new()];
         let mut late = new_histogram();
         let (mut send_errors, mut skipped, mut reanchors) = (0, 0, 0);
+        let mut mapping = (0, 0);
         let mut got = 0;
         let wait_until = Instant::now() + Duration::from_nanos(drain_ns) + Duration::from_secs(5);
         while got < self.threads.len() {
@@ -271,6 +272,8 @@ impl Runner<'_> {
                     send_errors += r.send_errors;
                     skipped += r.skipped;
                     reanchors += r.reanchors;
+                    mapping.0 += r.mapping.0;
+                    mapping.1 += r.mapping.1;
                 }
                 Ok(_) => {}
                 Err(_) => {
@@ -280,6 +283,16 @@ impl Runner<'_> {
                     ))
                 }
             }
+        }
+        if o.scenario == Scenario::Transcode {
+            say(
+                self.p,
+                self.t0,
+                &format!(
+                    "sequence mapping: {} directions with the target keeping our RTP sequence numbers (exact latency), {} anchored (latency a lower bound)",
+                    mapping.0, mapping.1
+                ),
+            );
         }
         if reanchors > 0 {
             say(
@@ -374,6 +387,7 @@ impl Runner<'_> {
             p50_ms: all.latency.p50_ms,
             p99_ms: all.latency.p99_ms,
             jitter_p99_ms: all.jitter.p99_ms,
+            seq_mapping: (o.scenario == Scenario::Transcode).then_some(mapping),
             generator,
             target_cpu,
             verdict,

@@ -295,21 +295,29 @@ pub struct DirSummary {
     pub jitter: Percentiles,
 }
 
-/// Maps a relay-generated RTP sequence number back to the generator's
-/// sequence number, for streams whose payload the target rewrites
+/// Maps the RTP sequence numbers a target sends back to the generator's
+/// sequence numbers, for streams whose payload the target rewrites
 /// (transcoding), so the payload marker is gone.
 ///
 /// The RTP sequence number is extended to 64 bits (wrap-around handled
-/// relative to the highest seen). On the first packet the mapping is
-/// anchored so that it is the most recently sent packet (the smallest
-/// non-negative latency); if a later packet would map to a packet not sent
-/// yet, the anchor moves (counted in [`SeqMapper::reanchors`]).
+/// relative to the highest seen). The first packet decides the mode:
+///
+/// - **preserved**: if its sequence number is one the generator sent
+///   recently (counting from the sender's first RTP sequence number
+///   `rtp_base`), the target keeps the sender's numbering (rtpengine does
+///   when transcoding 20 ms to 20 ms) and the mapping is exact;
+/// - **anchored**: otherwise (the target numbers its output itself) it is
+///   taken to be the most recently sent packet, the smallest non-negative
+///   latency, so the latency is a lower bound; if a later packet would map
+///   to a packet not sent yet the anchor moves ([`SeqMapper::reanchors`]).
 #[derive(Debug, Clone, Default)]
 pub struct SeqMapper {
     highest: Option<u64>,
     offset: i64,
     /// How often the anchor had to move.
     pub reanchors: u64,
+    /// Whether the target was found to keep the sender's sequence numbers.
+    pub preserved: bool,
 }
 
 impl SeqMapper {
@@ -332,15 +340,24 @@ impl SeqMapper {
         }
     }
 
+    /// `Some(preserved)` once the first packet fixed the mode.
+    pub fn mapped(&self) -> Option<bool> {
+        self.highest.map(|_| self.preserved)
+    }
+
     /// The generator sequence number of the packet with RTP sequence
     /// `rtp_seq`, given the highest generator sequence sent so far in that
-    /// direction (`None` before anything was sent: nothing to map to).
-    pub fn map(&mut self, rtp_seq: u16, latest_sent: Option<u64>) -> Option<u64> {
+    /// direction (`None` before anything was sent: nothing to map to) and
+    /// the RTP sequence number the sender started from.
+    pub fn map(&mut self, rtp_seq: u16, latest_sent: Option<u64>, rtp_base: u16) -> Option<u64> {
         let latest = latest_sent?;
         let first = self.highest.is_none();
         let ext = self.extend(rtp_seq) as i64;
         if first {
-            self.offset = ext - latest as i64;
+            let candidate = u64::from(rtp_seq.wrapping_sub(rtp_base));
+            self.preserved = candidate <= latest && latest - candidate < PRESERVED_WINDOW;
+            let gen = if self.preserved { candidate } else { latest };
+            self.offset = ext - gen as i64;
         }
         let mut gen = ext - self.offset;
         if gen > latest as i64 {
@@ -351,6 +368,10 @@ impl SeqMapper {
         u64::try_from(gen).ok()
     }
 }
+
+/// How recent (in packets) the first packet must be for [`SeqMapper`] to
+/// take the sequence numbers as preserved.
+pub const PRESERVED_WINDOW: u64 = 64;
 
 #[cfg(test)]
 mod tests {
@@ -477,18 +498,40 @@ mod tests {
 
     #[test]
     fn seq_mapper_anchors_and_wraps() {
+        // The target numbers its output itself (65534 is far from base 100).
         let mut m = SeqMapper::default();
-        assert_eq!(m.map(100, None), None);
+        assert_eq!(m.map(100, None, 100), None);
         // First arrival while generator packet 7 was the latest sent.
-        assert_eq!(m.map(65534, Some(7)), Some(7));
-        assert_eq!(m.map(65535, Some(8)), Some(8));
-        assert_eq!(m.map(0, Some(9)), Some(9)); // wrap
-        assert_eq!(m.map(2, Some(12)), Some(11)); // 1 lost
-        assert_eq!(m.map(1, Some(12)), Some(10)); // late
+        assert_eq!(m.map(65534, Some(7), 100), Some(7));
+        assert!(!m.preserved);
+        assert_eq!(m.map(65535, Some(8), 100), Some(8));
+        assert_eq!(m.map(0, Some(9), 100), Some(9)); // wrap
+        assert_eq!(m.map(2, Some(12), 100), Some(11)); // 1 lost
+        assert_eq!(m.map(1, Some(12), 100), Some(10)); // late
         assert_eq!(m.reanchors, 0);
         // The target skipped ahead: mapped to a packet not sent yet -> re-anchor.
-        assert_eq!(m.map(50, Some(13)), Some(13));
+        assert_eq!(m.map(50, Some(13), 100), Some(13));
         assert_eq!(m.reanchors, 1);
-        assert_eq!(m.map(51, Some(14)), Some(14));
+        assert_eq!(m.map(51, Some(14), 100), Some(14));
+    }
+
+    #[test]
+    fn seq_mapper_uses_preserved_numbering() {
+        // Sender started at RTP seq 65530; the target keeps the numbers and
+        // delays by one frame: packet 3 (seq 65533) arrives when 4 was sent.
+        let mut m = SeqMapper::default();
+        assert_eq!(m.map(65533, Some(4), 65530), Some(3));
+        assert!(m.preserved);
+        assert_eq!(m.map(65535, Some(6), 65530), Some(5));
+        assert_eq!(m.map(1, Some(8), 65530), Some(7)); // across the wrap
+        assert_eq!(m.map(0, Some(8), 65530), Some(6)); // late
+        assert_eq!(m.reanchors, 0);
+        // Too old to trust: anchored instead.
+        let mut old = SeqMapper::default();
+        assert_eq!(
+            old.map(10, Some(10 + PRESERVED_WINDOW), 0),
+            Some(10 + PRESERVED_WINDOW)
+        );
+        assert!(!old.preserved);
     }
 }
