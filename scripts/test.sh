@@ -25,7 +25,7 @@ mkdir -p target
 cargo test --workspace --all-targets --locked 2>&1 | tee target/test.log
 cargo test --workspace --doc --locked 2>&1 | tee -a target/test.log
 
-step "end to end: JsSIP in headless Chromium registers to strait over WS (private network namespace)"
+step "end to end: headless Chromium (JsSIP) and SIPp register and call through strait (private network namespace)"
 ./scripts/e2e.sh
 e2e_passed=1
 
