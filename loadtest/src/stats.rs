@@ -127,9 +127,11 @@ impl SeqTracker {
             }
         };
         if arrival != Arrival::Duplicate {
-            let transit = recv_ns as i64 - send_ns as i64;
+            // Wrapping: the times come off the wire (a corrupt or foreign
+            // packet must not overflow the arithmetic).
+            let transit = recv_ns.wrapping_sub(send_ns) as i64;
             if let Some(last) = self.last_transit {
-                let d = (transit - last).unsigned_abs() as f64;
+                let d = transit.wrapping_sub(last).unsigned_abs() as f64;
                 self.jitter_ns += (d - self.jitter_ns) / 16.0;
             }
             self.last_transit = Some(transit);
@@ -357,11 +359,11 @@ impl SeqMapper {
             let candidate = u64::from(rtp_seq.wrapping_sub(rtp_base));
             self.preserved = candidate <= latest && latest - candidate < PRESERVED_WINDOW;
             let gen = if self.preserved { candidate } else { latest };
-            self.offset = ext - gen as i64;
+            self.offset = ext.wrapping_sub(gen as i64);
         }
-        let mut gen = ext - self.offset;
+        let mut gen = ext.wrapping_sub(self.offset);
         if gen > latest as i64 {
-            self.offset = ext - latest as i64;
+            self.offset = ext.wrapping_sub(latest as i64);
             self.reanchors += 1;
             gen = latest as i64;
         }
@@ -376,6 +378,16 @@ pub const PRESERVED_WINDOW: u64 = 64;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wild_timestamps_do_not_overflow() {
+        // Found by the loadtest_rtp_receive fuzz target: a send time far past
+        // the receive time overflowed the transit arithmetic.
+        let mut t = SeqTracker::default();
+        assert_eq!(t.on_packet(1, u64::MAX, 0), Arrival::InOrder);
+        assert_eq!(t.on_packet(2, 0, u64::MAX), Arrival::InOrder);
+        assert!(t.jitter_ns().is_finite());
+    }
 
     const MS: u64 = 1_000_000;
 
