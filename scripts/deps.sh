@@ -4,9 +4,10 @@
 set -euo pipefail
 
 STRAIT_APT_BUILD=(build-essential pkg-config cmake libssl-dev ca-certificates curl procps)
-STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3 openssl rtpengine-daemon)
-# Browser end-to-end (scripts/e2e.sh): Chromium, `ip` for the private namespace, SIPp as the legacy party.
-STRAIT_APT_E2E=(chromium iproute2 sip-tester)
+STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3 openssl rtpengine-daemon iproute2)
+# Browser end-to-end (scripts/e2e.sh): Chromium and SIPp as the legacy party (`ip`, from iproute2, is in the test
+# list: the loadtest integration test uses a private namespace too).
+STRAIT_APT_E2E=(chromium sip-tester)
 
 strait_apt_install() {
     local missing=()

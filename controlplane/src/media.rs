@@ -694,11 +694,6 @@ impl MediaEngine {
             }
         }
     }
-
-    /// The first port of the range (for tests and reports).
-    pub fn port_min(&self) -> u16 {
-        self.port_min
-    }
 }
 
 #[cfg(test)]
@@ -724,6 +719,47 @@ mod tests {
         let cert = dtls::Certificate::generate().expect("cert");
         let ctx = DtlsContext::new(&cert, dtls::DtlsConfig::default()).expect("ctx");
         MediaEngine::new(layout(workers, ports, max_legs), ctx)
+    }
+
+    /// Carries DTLS records between `peer` and leg `p.a` through the punt and
+    /// SendPacket path until both are quiet (bounded). Returns where the
+    /// engine's records went, how many the peer refused, and the engine's
+    /// other messages.
+    #[allow(clippy::type_complexity)]
+    fn pump(
+        e: &mut MediaEngine,
+        peer: &mut DtlsEndpoint,
+        p: &Pair,
+        from: SocketAddr,
+        now: Instant,
+    ) -> (Vec<Option<SocketAddr>>, usize, Vec<(Kind, Vec<u8>)>) {
+        let (mut sent_to, mut peer_errors, mut others) = (Vec::new(), 0, Vec::new());
+        for _ in 0..20 {
+            while let Some(rec) = peer.poll_output() {
+                let h = Punted {
+                    leg_id: p.a,
+                    from: abi::Addr::from_socket_addr(from),
+                    local_port: p.port_a,
+                    _pad: 0,
+                };
+                let mut body = bytemuck::bytes_of(&h).to_vec();
+                body.extend_from_slice(&rec);
+                e.handle_ring_message(now, Kind::Punted as u16, &body);
+            }
+            while let Some((_, kind, body)) = e.poll_message() {
+                if kind == Kind::SendPacket {
+                    let hl = std::mem::size_of::<abi::SendPacket>();
+                    let h: abi::SendPacket = bytemuck::pod_read_unaligned(&body[..hl]);
+                    sent_to.push(h.to.to_socket_addr());
+                    if peer.handle_packet(now, &body[hl..]).is_err() {
+                        peer_errors += 1;
+                    }
+                } else {
+                    others.push((kind, body));
+                }
+            }
+        }
+        (sent_to, peer_errors, others)
     }
 
     #[test]
@@ -837,33 +873,17 @@ mod tests {
         assert_eq!(rule.srtp_rx.suite, 0);
         let from: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
         // Pump records both ways through the punt/SendPacket path.
-        for _ in 0..20 {
-            while let Some(rec) = peer.poll_output() {
-                let h = Punted {
-                    leg_id: p.a,
-                    from: abi::Addr::from_socket_addr(from),
-                    local_port: p.port_a,
-                    _pad: 0,
-                };
-                let mut body = bytemuck::bytes_of(&h).to_vec();
-                body.extend_from_slice(&rec);
-                e.handle_ring_message(now, Kind::Punted as u16, &body);
-            }
-            while let Some((_, kind, body)) = e.poll_message() {
-                if kind == Kind::SendPacket {
-                    let hl = std::mem::size_of::<abi::SendPacket>();
-                    let h: abi::SendPacket = bytemuck::pod_read_unaligned(&body[..hl]);
-                    assert_eq!(h.to.to_socket_addr(), Some(from));
-                    peer.handle_packet(now, &body[hl..]).expect("record");
-                } else {
-                    assert_eq!(kind, Kind::UpdateLeg);
-                    let rule: LegRule = bytemuck::pod_read_unaligned(&body);
-                    assert_eq!(rule.flags & flags::SRTP_PENDING, 0);
-                    assert_ne!(rule.srtp_rx.suite, 0);
-                    assert_eq!(rule.srtp_rx.suite, rule.srtp_tx.suite);
-                    assert_ne!(rule.srtp_rx.key, rule.srtp_tx.key);
-                }
-            }
+        let (sent_to, peer_errors, others) = pump(&mut e, &mut peer, &p, from, now);
+        assert!(!sent_to.is_empty());
+        assert!(sent_to.iter().all(|t| *t == Some(from)), "{sent_to:?}");
+        assert_eq!(peer_errors, 0);
+        for (kind, body) in others {
+            assert_eq!(kind, Kind::UpdateLeg);
+            let rule: LegRule = bytemuck::pod_read_unaligned(&body);
+            assert_eq!(rule.flags & flags::SRTP_PENDING, 0);
+            assert_ne!(rule.srtp_rx.suite, 0);
+            assert_eq!(rule.srtp_rx.suite, rule.srtp_tx.suite);
+            assert_ne!(rule.srtp_rx.key, rule.srtp_tx.key);
         }
         assert_eq!(e.poll_event(), Some(MediaEvent::Secured(p.a)));
         let Some(dtls::Event::Connected { srtp }) = peer.poll_event() else {
@@ -897,25 +917,7 @@ mod tests {
         };
         e.install(now, p.a, &setup).expect("install");
         let from: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        for _ in 0..20 {
-            while let Some(rec) = peer.poll_output() {
-                let h = Punted {
-                    leg_id: p.a,
-                    from: abi::Addr::from_socket_addr(from),
-                    local_port: p.port_a,
-                    _pad: 0,
-                };
-                let mut body = bytemuck::bytes_of(&h).to_vec();
-                body.extend_from_slice(&rec);
-                e.handle_ring_message(now, Kind::Punted as u16, &body);
-            }
-            while let Some((_, kind, body)) = e.poll_message() {
-                if kind == Kind::SendPacket {
-                    let hl = std::mem::size_of::<abi::SendPacket>();
-                    let _ = peer.handle_packet(now, &body[hl..]);
-                }
-            }
-        }
+        let _ = pump(&mut e, &mut peer, &p, from, now);
         assert!(matches!(e.poll_event(), Some(MediaEvent::DtlsFailed(id, _)) if id == p.a));
         assert_eq!(e.counters().dtls_failed, 1);
     }

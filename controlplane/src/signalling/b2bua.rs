@@ -126,7 +126,6 @@ enum State {
 #[derive(Debug)]
 struct Relay {
     call: Option<u64>,
-    server: TxnKey,
     request: Request,
     /// For a re-INVITE: the side that offered.
     reoffer_from: Option<Side>,
@@ -143,7 +142,6 @@ struct Call {
     state: State,
     media: CallMedia,
     pair: Pair,
-    installed: bool,
     no_answer_at: Option<Instant>,
     /// A 2xx to the caller over UDP, retransmitted until the ACK.
     ok_resend: Option<(Instant, Duration, Instant, Response)>,
@@ -151,8 +149,6 @@ struct Call {
     ack: Option<(Request, Destination)>,
     /// Last provisional RSeq acknowledged with PRACK.
     prack_rseq: Option<u32>,
-    /// Set when the call ends for a reason worth reporting.
-    end_reason: Option<String>,
 }
 
 /// The B2BUA. See the module docs.
@@ -441,27 +437,6 @@ impl B2bua {
         }
     }
 
-    fn respond_with_tag(
-        &self,
-        cx: &mut Ctx<'_>,
-        now: Instant,
-        key: TxnKey,
-        req: &Request,
-        status: u16,
-        reason: Option<&str>,
-    ) {
-        let mut r = Response::from_request(req, status);
-        let tag = hex(cx.rng, 8);
-        let _ = r.set_to_tag(&tag);
-        if let Some(text) = reason {
-            r.headers.push(
-                HeaderName::Reason,
-                format!("SIP;cause={status};text=\"{}\"", text.replace('"', "'")),
-            );
-        }
-        let _ = cx.txn.send_response(now, key, r);
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn refuse(
         &mut self,
@@ -473,7 +448,7 @@ impl B2bua {
         why: &str,
     ) {
         self.counters.refused += 1;
-        self.respond_with_tag(cx, now, key, req, status, Some(why));
+        respond(cx, now, key, req, status, Some(why));
     }
 
     /// Where a request from `from_side` for `ruri` goes.
@@ -566,11 +541,7 @@ impl B2bua {
         req: Request,
         flow: FlowId,
     ) {
-        let from_side = if flow.transport.is_websocket() {
-            Side::Browser
-        } else {
-            Side::Legacy
-        };
+        let from_side = side_of(flow);
         if !req
             .headers
             .get(HeaderName::ContentType)
@@ -696,12 +667,10 @@ impl B2bua {
             state: State::Ringing,
             media,
             pair,
-            installed: false,
             no_answer_at: Some(now + self.no_answer),
             ok_resend: None,
             ack: None,
             prack_rseq: None,
-            end_reason: None,
         };
         let extra = vec![
             (HeaderName::MaxForwards, max_forwards.to_string()),
@@ -915,7 +884,6 @@ impl B2bua {
                     key,
                     Relay {
                         call: Some(id),
-                        server: key,
                         request: req,
                         reoffer_from,
                     },
@@ -942,16 +910,10 @@ impl B2bua {
         req: Request,
         flow: FlowId,
     ) {
-        let from_side = if flow.transport.is_websocket() {
-            Side::Browser
-        } else {
-            Side::Legacy
-        };
+        let from_side = side_of(flow);
         let (ruri, route, dest) = match self.route(cx, now, from_side, &req.uri) {
             Ok(r) => r,
-            Err((status, why)) => {
-                return self.respond_with_tag(cx, now, key, &req, status, Some(&why))
-            }
+            Err((status, why)) => return respond(cx, now, key, &req, status, Some(&why)),
         };
         let from = req.headers.get(HeaderName::From).unwrap_or("").to_string();
         let mut half = Half {
@@ -989,7 +951,6 @@ impl B2bua {
                     key,
                     Relay {
                         call: None,
-                        server: key,
                         request: req,
                         reoffer_from: None,
                     },
@@ -1038,7 +999,6 @@ impl B2bua {
         }
         c.state = State::Cancelling;
         c.no_answer_at = None;
-        c.end_reason = Some(why.to_string());
         let mut r = Response::from_request(&c.invite_req, status);
         let _ = r.set_to_tag(&c.caller.local_tag);
         if status != 487 {
@@ -1096,7 +1056,7 @@ impl B2bua {
                     }
                     return;
                 }
-                self.invite_response(cx, now, id, key, resp);
+                self.invite_response(cx, now, id, resp);
             }
         }
     }
@@ -1142,7 +1102,7 @@ impl B2bua {
                         Err(e) => {
                             let mut err = Response::from_request(&relay.request, e.sip_status());
                             let _ = err.set_to_tag(&tag);
-                            let _ = cx.txn.send_response(now, relay.server, err);
+                            let _ = cx.txn.send_response(now, server, err);
                             return;
                         }
                     }
@@ -1168,7 +1128,7 @@ impl B2bua {
             let tag = hex(cx.rng, 8);
             let _ = r.set_to_tag(&tag);
         }
-        let _ = cx.txn.send_response(now, relay.server, r);
+        let _ = cx.txn.send_response(now, server, r);
     }
 
     /// ACKs a 2xx on one half (to a re-INVITE we relayed).
@@ -1185,14 +1145,7 @@ impl B2bua {
         }
     }
 
-    fn invite_response(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        now: Instant,
-        id: u64,
-        key: TxnKey,
-        resp: Response,
-    ) {
+    fn invite_response(&mut self, cx: &mut Ctx<'_>, now: Instant, id: u64, resp: Response) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1315,8 +1268,9 @@ impl B2bua {
                         }
                     }
                 } else if let Some(plan) = c.media.plan().cloned() {
-                    // Answered in an 18x already: the same answer again.
-                    body = last_answer_sdp(c);
+                    // Answered in an 18x already: the caller has the answer
+                    // (RFC 3262 lets the 2xx repeat it; an empty 2xx is as
+                    // valid), the legs are set again in case they timed out.
                     self.install(now, id, &plan);
                 }
                 let c = self.calls.get_mut(&id).expect("present");
@@ -1348,7 +1302,6 @@ impl B2bua {
                     r.headers.push(HeaderName::Reason, reason);
                 }
                 let _ = cx.txn.send_response(now, c.invite_in, r);
-                let _ = key;
                 self.finish(id);
             }
         }
@@ -1396,7 +1349,7 @@ impl B2bua {
                     let mut r = Response::from_request(&relay.request, status);
                     let tag = hex(cx.rng, 8);
                     let _ = r.set_to_tag(&tag);
-                    let _ = cx.txn.send_response(now, relay.server, r);
+                    let _ = cx.txn.send_response(now, server, r);
                 }
             }
             ClientPurpose::Invite(id) => {
@@ -1444,9 +1397,10 @@ impl B2bua {
             self.nack_tail,
             self.opus_complexity,
         );
-        let ok =
-            engine.install(now, c.pair.a, &b).is_ok() && engine.install(now, c.pair.b, &l).is_ok();
-        c.installed = ok;
+        // Both legs exist until the call is finished, and the plan always
+        // carries the browser's fingerprint, so neither install can fail.
+        let _ = engine.install(now, c.pair.a, &b);
+        let _ = engine.install(now, c.pair.b, &l);
     }
 
     // ------------------------------------------------------------------ endings
@@ -1526,10 +1480,13 @@ impl B2bua {
     }
 }
 
-fn last_answer_sdp(_c: &Call) -> Option<Vec<u8>> {
-    // The caller already has the answer from the 18x; RFC 3262 lets the 2xx
-    // repeat it, but an empty 2xx is as valid.
-    None
+/// Which side a request came from: WebSocket flows are browsers.
+fn side_of(flow: FlowId) -> Side {
+    if flow.transport.is_websocket() {
+        Side::Browser
+    } else {
+        Side::Legacy
+    }
 }
 
 fn via_and_contact(addrs: &LocalAddrs, public: IpAddr, dest: &Destination) -> (String, String) {
@@ -1615,11 +1572,7 @@ pub fn leg_setup(
         })
     });
     let sdes = leg.sdes.as_ref().map(|s| SdesSetup {
-        suite: match s.suite {
-            crate::sdp::SrtpSuite::AesCm128HmacSha1_80 => 1,
-            crate::sdp::SrtpSuite::AesCm128HmacSha1_32 => 2,
-            crate::sdp::SrtpSuite::AeadAes128Gcm => 3,
-        },
+        suite: s.suite.abi_code(),
         rx: (s.rx.key, s.rx.salt),
         tx: (s.tx.key, s.tx.salt),
     });

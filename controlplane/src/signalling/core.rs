@@ -18,8 +18,6 @@ use crate::media::MediaEngine;
 use crate::registrar::Registrar;
 use crate::sip::transport::TransportEvent;
 use crate::sip::txn::{Destination, Output, TxnConfig, TxnKey, TxnLayer};
-#[allow(unused_imports)]
-use crate::sip::Transport as _;
 use crate::sip::{
     check_request, FlowId, HeaderName, Message, Method, Request, Response, UasPolicy,
 };
@@ -123,12 +121,6 @@ pub struct Core {
     legacy_requires_auth: bool,
 }
 
-#[derive(Clone, Copy)]
-enum OutKind {
-    Timeout,
-    Other,
-}
-
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Core")
@@ -168,6 +160,16 @@ impl Core {
         }
     }
 
+    /// Runs `f` on the B2BUA with the parts of the core it drives.
+    fn with_b2bua<R>(&mut self, f: impl FnOnce(&mut B2bua, &mut Ctx<'_>) -> R) -> R {
+        let mut cx = Ctx {
+            txn: &mut self.txn,
+            registrar: &self.registrar,
+            rng: &mut *self.rng,
+        };
+        f(&mut self.b2bua, &mut cx)
+    }
+
     /// The B2BUA (calls, media engine).
     pub fn b2bua(&self) -> &B2bua {
         &self.b2bua
@@ -180,12 +182,7 @@ impl Core {
 
     /// A message from a data-plane worker's event ring.
     pub fn handle_ring_message(&mut self, now: Instant, wall: SystemTime, kind: u16, body: &[u8]) {
-        let mut cx = Ctx {
-            txn: &mut self.txn,
-            registrar: &self.registrar,
-            rng: &mut *self.rng,
-        };
-        self.b2bua.handle_ring_message(&mut cx, now, kind, body);
+        self.with_b2bua(|b, cx| b.handle_ring_message(cx, now, kind, body));
         self.drain(now, wall);
     }
 
@@ -226,12 +223,7 @@ impl Core {
         self.txn.handle_timeout(now);
         let expired = self.registrar.expire(now);
         self.counters.bindings_expired += expired.len() as u64;
-        let mut cx = Ctx {
-            txn: &mut self.txn,
-            registrar: &self.registrar,
-            rng: &mut *self.rng,
-        };
-        self.b2bua.handle_timeout(&mut cx, now);
+        self.with_b2bua(|b, cx| b.handle_timeout(cx, now));
         self.drain(now, wall);
     }
 
@@ -263,12 +255,7 @@ impl Core {
             TransportEvent::FlowOpened { .. } => self.counters.flows_opened += 1,
             TransportEvent::FlowClosed { flow, .. } => {
                 self.flow_closed(flow);
-                let mut cx = Ctx {
-                    txn: &mut self.txn,
-                    registrar: &self.registrar,
-                    rng: &mut *self.rng,
-                };
-                self.b2bua.flow_closed(&mut cx, now, flow);
+                self.with_b2bua(|b, cx| b.flow_closed(cx, now, flow));
                 self.drain(now, wall);
             }
             TransportEvent::Malformed { .. } => self.counters.malformed += 1,
@@ -284,11 +271,6 @@ impl Core {
     /// Carries out the transaction layer's outputs until there are none.
     fn drain(&mut self, now: Instant, wall: SystemTime) {
         while let Some(o) = self.txn.poll_output() {
-            let o_kind = if matches!(o, Output::Timeout { .. }) {
-                OutKind::Timeout
-            } else {
-                OutKind::Other
-            };
             match o {
                 Output::Transmit { key, dest, message } => {
                     if let Message::Response(r) = &message {
@@ -312,12 +294,7 @@ impl Core {
                     }
                 }
                 Output::Cancel { key, request, .. } => {
-                    let mut cx = Ctx {
-                        txn: &mut self.txn,
-                        registrar: &self.registrar,
-                        rng: &mut *self.rng,
-                    };
-                    if !self.b2bua.handle_cancel(&mut cx, now, key) {
+                    if !self.with_b2bua(|b, cx| b.handle_cancel(cx, now, key)) {
                         let mut r = Response::from_request(&request, 487);
                         self.set_tag(&mut r);
                         let _ = self.txn.send_response(now, key, r);
@@ -328,27 +305,20 @@ impl Core {
                     response,
                     retransmission,
                 } => {
-                    let mut cx = Ctx {
-                        txn: &mut self.txn,
-                        registrar: &self.registrar,
-                        rng: &mut *self.rng,
-                    };
-                    self.b2bua
-                        .handle_response(&mut cx, now, key, response, retransmission);
+                    self.with_b2bua(|b, cx| {
+                        b.handle_response(cx, now, key, response, retransmission)
+                    });
                 }
                 Output::Ack { request, .. } => {
                     self.count_request(&request.method);
                     self.b2bua.handle_ack(&request);
                 }
-                Output::Timeout { key } | Output::TransportError { key } => {
-                    let timeout = matches!(o_kind, OutKind::Timeout);
-                    let mut cx = Ctx {
-                        txn: &mut self.txn,
-                        registrar: &self.registrar,
-                        rng: &mut *self.rng,
-                    };
-                    self.b2bua.handle_txn_failure(&mut cx, now, key, timeout);
-                }
+                Output::Timeout { key } => self.with_b2bua(|b, cx| {
+                    b.handle_txn_failure(cx, now, key, true);
+                }),
+                Output::TransportError { key } => self.with_b2bua(|b, cx| {
+                    b.handle_txn_failure(cx, now, key, false);
+                }),
             }
         }
     }
@@ -426,12 +396,7 @@ impl Core {
                         ));
                     }
                 }
-                let mut cx = Ctx {
-                    txn: &mut self.txn,
-                    registrar: &self.registrar,
-                    rng: &mut *self.rng,
-                };
-                self.b2bua.handle_request(&mut cx, now, key, req, flow);
+                self.with_b2bua(|b, cx| b.handle_request(cx, now, key, req, flow));
                 None
             }
         }
