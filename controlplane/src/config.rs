@@ -700,6 +700,9 @@ pub struct Ng {
     pub max_message_bytes: usize,
     /// Seconds a reply is kept to answer a retransmission; 0 disables.
     pub reply_cache_s: u32,
+    /// Most ng sessions at once (0: as many as there are ports); further
+    /// offers get rtpengine's load-limit error, on which SBCs fail over.
+    pub max_sessions: usize,
 }
 
 #[derive(Deserialize, Default)]
@@ -709,6 +712,7 @@ struct RawNg {
     allow: Option<Vec<String>>,
     max_message_bytes: Option<i64>,
     reply_cache_s: Option<i64>,
+    max_sessions: Option<i64>,
 }
 
 impl Ng {
@@ -745,6 +749,12 @@ impl Ng {
                 n.reply_cache_s.or(dn.reply_cache_s).unwrap_or(30),
                 0,
                 3600,
+            )?,
+            max_sessions: int(
+                "ng.max_sessions",
+                n.max_sessions.or(dn.max_sessions).unwrap_or(0),
+                0,
+                1_000_000,
             )?,
         })
     }

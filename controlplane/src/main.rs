@@ -3,10 +3,10 @@
 //! It starts the data plane on the configuration (or attaches to one
 //! already running), recovers its session table, then runs the SIP
 //! signalling service (WS/WSS, UDP/TCP/TLS listeners, digest-authenticated
-//! REGISTER, the registrar, OPTIONS) until SIGINT/SIGTERM, reporting
-//! traffic and signalling counters. The B2BUA is not built yet: INVITE and
-//! MESSAGE are answered 480, so nothing creates calls through this binary;
-//! legs can be set up with `strait-dpctl`.
+//! REGISTER, the registrar, the B2BUA that bridges browsers and legacy SIP,
+//! the web phone page) and rtpengine's ng control protocol (for Kamailio
+//! and OpenSIPS) until SIGINT/SIGTERM, reporting traffic and signalling
+//! counters.
 #![allow(clippy::print_stdout)] // A command-line program: stdout is its interface.
 
 use std::process::ExitCode;
@@ -157,6 +157,9 @@ async fn serve(
             "strait: listening sip+{} {addr}",
             t.as_str().to_ascii_lowercase()
         );
+    }
+    if let Some(addr) = svc.ng_addr() {
+        println!("strait: listening ng (udp+tcp) {addr}");
     }
     println!("strait: ready. Ctrl-C stops.");
     let mut last_traffic = Instant::now();

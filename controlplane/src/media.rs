@@ -196,6 +196,8 @@ pub struct MediaEngine {
     out: VecDeque<(u32, Kind, Vec<u8>)>,
     events: VecDeque<MediaEvent>,
     counters: MediaCounters,
+    /// A read-only view of the data plane's region, for per-leg counters.
+    observed: Option<strait_rules::region::Region>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -259,6 +261,7 @@ impl MediaEngine {
             out: VecDeque::new(),
             events: VecDeque::new(),
             counters: MediaCounters::default(),
+            observed: None,
         }
     }
 
@@ -280,6 +283,24 @@ impl MediaEngine {
     /// The fingerprint of Strait's DTLS certificate (for SDP).
     pub fn fingerprint(&self) -> dtls::Fingerprint {
         self.dtls.fingerprint()
+    }
+
+    /// Reads per-leg counters from `region` (a [`Region::observe`] view of
+    /// the data plane this engine drives) from now on.
+    ///
+    /// [`Region::observe`]: strait_rules::region::Region::observe
+    pub fn observe_counters(&mut self, region: strait_rules::region::Region) {
+        self.observed = Some(region);
+    }
+
+    /// The data plane's counters of `leg` (indexed by
+    /// [`abi::counter`]), when the region is observed.
+    pub fn leg_counters(&self, leg: LegId) -> Option<[u64; abi::counter::COUNT]> {
+        let slot = self.legs.get(&leg)?.slot;
+        let c = self.observed.as_ref()?.counters(slot)?;
+        Some(std::array::from_fn(|i| {
+            c[i].load(std::sync::atomic::Ordering::Relaxed)
+        }))
     }
 
     /// Whether the leg exists.

@@ -68,6 +68,7 @@
 pub mod allow;
 pub mod bencode;
 pub mod cache;
+pub mod calls;
 pub mod message;
 pub mod reply;
 pub mod runtime;

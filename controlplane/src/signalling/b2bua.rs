@@ -22,7 +22,7 @@
 //! and a closed browser flow (BYE to the other side). Every ending frees
 //! the call's legs and ports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -173,6 +173,8 @@ pub struct B2bua {
     domains: Vec<String>,
     users: Vec<String>,
     counters: CallCounters,
+    /// Media events for legs that are not the B2BUA's (ng sessions').
+    unclaimed: VecDeque<MediaEvent>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,7 +265,75 @@ impl B2bua {
             domains: config.sip.domains.clone(),
             users: config.auth.users.iter().map(|u| u.name.clone()).collect(),
             counters: CallCounters::default(),
+            unclaimed: VecDeque::new(),
         }
+    }
+
+    /// The next media event for a leg that is not one of the B2BUA's.
+    pub fn take_unclaimed(&mut self) -> Option<MediaEvent> {
+        self.unclaimed.pop_front()
+    }
+
+    /// The Call-IDs of calls in progress (the caller's dialog).
+    pub fn call_ids(&self) -> impl Iterator<Item = &str> {
+        self.calls.values().map(|c| c.caller.call_id.as_str())
+    }
+
+    /// A call as ng's `query` reports it, by the Call-ID of either dialog:
+    /// one party per dialog (its tag, `browser` or `legacy` as label) with
+    /// the data plane's counters of the leg facing it.
+    pub fn call_info(&self, call_id: &str) -> Option<crate::ng::CallInfo> {
+        use crate::ng::reply::{MediaInfo as M, StreamInfo, StreamStats, TagInfo};
+        use strait_rules::abi::counter;
+        let c = self
+            .calls
+            .values()
+            .find(|c| c.caller.call_id == call_id || c.callee.call_id == call_id)?;
+        let mut totals = StreamStats::default();
+        let tags = [&c.caller, &c.callee]
+            .iter()
+            .map(|h| {
+                let (leg, port, label) = match h.side {
+                    Side::Browser => (c.pair.a, c.pair.port_a, "browser"),
+                    Side::Legacy => (c.pair.b, c.pair.port_b, "legacy"),
+                };
+                let n = self
+                    .media
+                    .as_ref()
+                    .and_then(|m| m.leg_counters(leg))
+                    .unwrap_or([0; counter::COUNT]);
+                let stats = StreamStats {
+                    packets: n[counter::PACKETS_IN],
+                    bytes: n[counter::BYTES_IN],
+                    errors: n[counter::SRTP_AUTH_FAILED] + n[counter::DROPPED],
+                };
+                totals.packets += stats.packets;
+                totals.bytes += stats.bytes;
+                totals.errors += stats.errors;
+                TagInfo {
+                    tag: h.remote_tag.clone().unwrap_or_default(),
+                    label: Some(label.to_owned()),
+                    medias: vec![M {
+                        index: 1,
+                        media_type: "audio".to_owned(),
+                        flags: vec!["initialized".to_owned()],
+                        streams: vec![StreamInfo {
+                            local_port: Some(port),
+                            flags: vec!["RTP".to_owned()],
+                            stats,
+                            ..StreamInfo::default()
+                        }],
+                        ..M::default()
+                    }],
+                    ..TagInfo::default()
+                }
+            })
+            .collect();
+        Some(crate::ng::CallInfo {
+            tags,
+            totals_rtp: totals,
+            ..crate::ng::CallInfo::default()
+        })
     }
 
     /// Counters.
@@ -371,8 +441,11 @@ impl B2bua {
                     if let Some(id) = self.call_of_leg(leg) {
                         self.counters.media_failures += 1;
                         self.end(cx, now, id, 408, "media timeout");
-                    } else if let Some(m) = self.media.as_mut() {
-                        m.release_orphan(leg);
+                    } else {
+                        if let Some(m) = self.media.as_mut() {
+                            m.release_orphan(leg);
+                        }
+                        self.unclaimed.push_back(ev);
                     }
                 }
                 MediaEvent::Rejected(leg, reason) => {

@@ -15,6 +15,11 @@ use super::b2bua::{B2bua, Ctx, LocalAddrs};
 use crate::auth::{ChallengeKind, DigestAuthenticator, FailureAction, RandomSource};
 use crate::config::Config;
 use crate::media::MediaEngine;
+use crate::ng::calls::{NgCallSettings, NgCalls};
+use crate::ng::{
+    CallInfo, Context, Delete, DeleteReply, List, NgError, NgHandler, OfferAnswer, Query, SdpReply,
+    Statistics,
+};
 use crate::registrar::Registrar;
 use crate::sip::transport::TransportEvent;
 use crate::sip::txn::{Destination, Output, TxnConfig, TxnKey, TxnLayer};
@@ -118,6 +123,8 @@ pub struct Core {
     out: VecDeque<Transmit>,
     counters: CoreCounters,
     b2bua: B2bua,
+    /// Sessions driven over ng, on the B2BUA's media engine.
+    ng: NgCalls,
     legacy_requires_auth: bool,
 }
 
@@ -156,6 +163,17 @@ impl Core {
             out: VecDeque::new(),
             counters: CoreCounters::default(),
             b2bua: B2bua::new(config, media, LocalAddrs::default()),
+            ng: NgCalls::new(NgCallSettings {
+                public_address: config.media.public_address.unwrap_or(config.media.bind),
+                media_timeout_ms: config.media.media_timeout_s.saturating_mul(1000),
+                nack_tail: config.media.nack_tail,
+                opus_complexity: config.media.opus_complexity,
+                max_calls: if config.ng.max_sessions == 0 {
+                    usize::MAX
+                } else {
+                    config.ng.max_sessions
+                },
+            }),
             legacy_requires_auth: config.auth.legacy_requires_auth,
         }
     }
@@ -183,7 +201,22 @@ impl Core {
     /// A message from a data-plane worker's event ring.
     pub fn handle_ring_message(&mut self, now: Instant, wall: SystemTime, kind: u16, body: &[u8]) {
         self.with_b2bua(|b, cx| b.handle_ring_message(cx, now, kind, body));
+        self.ng_events(wall);
         self.drain(now, wall);
+    }
+
+    /// The ng sessions.
+    pub fn ng(&self) -> &NgCalls {
+        &self.ng
+    }
+
+    /// Hands the media events of ng sessions' legs to them.
+    fn ng_events(&mut self, wall: SystemTime) {
+        while let Some(ev) = self.b2bua.take_unclaimed() {
+            if let Some(m) = self.b2bua.media_mut() {
+                self.ng.handle_event(m, wall, &ev);
+            }
+        }
     }
 
     /// The registrar (for lookups and statistics).
@@ -224,6 +257,7 @@ impl Core {
         let expired = self.registrar.expire(now);
         self.counters.bindings_expired += expired.len() as u64;
         self.with_b2bua(|b, cx| b.handle_timeout(cx, now));
+        self.ng_events(wall);
         self.drain(now, wall);
     }
 
@@ -429,6 +463,61 @@ impl Core {
                     .failure_response(wall, &mut *self.rng, req, ChallengeKind::Www, failure)
             }
         }
+    }
+}
+
+/// rtpengine's ng commands on the core: ng sessions share the B2BUA's media
+/// engine (ports, workers, counter slots), and `query`, `list` and
+/// `statistics` show the B2BUA's calls beside them. Reply times are read
+/// from the system clock here.
+impl NgHandler for Core {
+    fn offer(&mut self, ctx: &Context, req: &OfferAnswer<'_>) -> Result<SdpReply, NgError> {
+        let Core { b2bua, ng, rng, .. } = self;
+        let media = b2bua.media_mut().ok_or(NgError::OutOfPorts)?;
+        let mut random = |b: &mut [u8]| rng.fill(b);
+        ng.offer(media, &mut random, ctx.now, SystemTime::now(), req)
+    }
+
+    fn answer(&mut self, ctx: &Context, req: &OfferAnswer<'_>) -> Result<SdpReply, NgError> {
+        let Core { b2bua, ng, .. } = self;
+        let media = b2bua.media_mut().ok_or(NgError::UnknownCallId)?;
+        ng.answer(media, ctx.now, SystemTime::now(), req)
+    }
+
+    fn delete(&mut self, _ctx: &Context, req: &Delete<'_>) -> Result<DeleteReply, NgError> {
+        let Core { b2bua, ng, .. } = self;
+        let media = b2bua.media_mut().ok_or(NgError::CallNotFound)?;
+        ng.delete(media, SystemTime::now(), req.call_id)
+            .map_err(|_| NgError::CallNotFound)
+    }
+
+    fn query(&mut self, _ctx: &Context, req: &Query<'_>) -> Result<CallInfo, NgError> {
+        if let Some(m) = self.b2bua.media() {
+            if let Ok(info) = self.ng.info(m, req.call_id) {
+                return Ok(info);
+            }
+        }
+        self.b2bua
+            .call_info(req.call_id)
+            .ok_or(NgError::UnknownCallId)
+    }
+
+    fn list(&mut self, _ctx: &Context, req: &List) -> Result<Vec<String>, NgError> {
+        Ok(self
+            .ng
+            .call_ids()
+            .chain(self.b2bua.call_ids())
+            .take(req.limit as usize)
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn statistics(&mut self, ctx: &Context) -> Result<Statistics, NgError> {
+        let (mut current, total) = self.ng.statistics(ctx.now);
+        let b2bua = self.b2bua.call_count() as u64;
+        current.sessions_own += b2bua;
+        current.sessions_total += b2bua;
+        Ok(Statistics { current, total })
     }
 }
 

@@ -93,6 +93,57 @@ pub struct Signalling {
     task: Option<JoinHandle<()>>,
     open_report: OpenReport,
     generated_cert: Option<PathBuf>,
+    ng: Option<crate::ng::NgRuntime<NgFront>>,
+}
+
+/// The ng listeners' handle on the core: each command runs under the
+/// core's lock, on the same media engine as the B2BUA; the rules it makes
+/// reach the workers' rings on the service loop's next round (2 ms).
+#[derive(Debug, Clone)]
+pub struct NgFront(Arc<Mutex<Core>>);
+
+impl crate::ng::NgHandler for NgFront {
+    fn offer(
+        &mut self,
+        ctx: &crate::ng::Context,
+        req: &crate::ng::OfferAnswer<'_>,
+    ) -> Result<crate::ng::SdpReply, crate::ng::NgError> {
+        lock(&self.0).offer(ctx, req)
+    }
+    fn answer(
+        &mut self,
+        ctx: &crate::ng::Context,
+        req: &crate::ng::OfferAnswer<'_>,
+    ) -> Result<crate::ng::SdpReply, crate::ng::NgError> {
+        lock(&self.0).answer(ctx, req)
+    }
+    fn delete(
+        &mut self,
+        ctx: &crate::ng::Context,
+        req: &crate::ng::Delete<'_>,
+    ) -> Result<crate::ng::DeleteReply, crate::ng::NgError> {
+        lock(&self.0).delete(ctx, req)
+    }
+    fn query(
+        &mut self,
+        ctx: &crate::ng::Context,
+        req: &crate::ng::Query<'_>,
+    ) -> Result<crate::ng::CallInfo, crate::ng::NgError> {
+        lock(&self.0).query(ctx, req)
+    }
+    fn list(
+        &mut self,
+        ctx: &crate::ng::Context,
+        req: &crate::ng::List,
+    ) -> Result<Vec<String>, crate::ng::NgError> {
+        lock(&self.0).list(ctx, req)
+    }
+    fn statistics(
+        &mut self,
+        ctx: &crate::ng::Context,
+    ) -> Result<crate::ng::Statistics, crate::ng::NgError> {
+        lock(&self.0).statistics(ctx)
+    }
 }
 
 /// The data plane as the service drives it: its layout, the control ends
@@ -179,6 +230,11 @@ impl Signalling {
                     .map_err(|e| start_error("media", format!("DTLS context: {e:?}")))?;
                 let mut engine = MediaEngine::new(mp.layout, ctx);
                 engine.adopt(&mp.adopted);
+                // Per-leg counters for ng's query (read-only view; a
+                // missing region only leaves them at zero).
+                if let Ok(region) = strait_rules::region::Region::observe(&config.media.shm) {
+                    engine.observe_counters(region);
+                }
                 (Some(engine), mp.ends)
             }
             None => (None, Vec::new()),
@@ -188,7 +244,21 @@ impl Signalling {
             listeners: transport.listeners().to_vec(),
             resolved: resolve_next_hops(config),
         });
+        let has_media = core.b2bua().media().is_some();
         let core = Arc::new(Mutex::new(core));
+        // ng drives the media plane: without one there is nothing to serve.
+        let ng = match config.ng.listen {
+            Some(listen) if has_media => Some(
+                crate::ng::NgRuntime::start(
+                    listen,
+                    crate::ng::NgConfig::from_config(&config.ng),
+                    NgFront(Arc::clone(&core)),
+                )
+                .await
+                .map_err(|e| start_error("ng.listen", format!("cannot listen on {listen}: {e}")))?,
+            ),
+            _ => None,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let (progress_tx, progress) = watch::channel(0);
         let task = tokio::spawn(run(
@@ -207,7 +277,13 @@ impl Signalling {
             task: Some(task),
             open_report,
             generated_cert,
+            ng,
         })
+    }
+
+    /// Where the ng listeners are bound (UDP and TCP), when they run.
+    pub fn ng_addr(&self) -> Option<SocketAddr> {
+        self.ng.as_ref().map(crate::ng::NgRuntime::local_addr)
     }
 
     /// The bound listeners (ports resolved), in configuration order.
@@ -273,6 +349,9 @@ impl Signalling {
 
     /// Stops the loop and the transports, and flushes the registrar.
     pub async fn shutdown(mut self) {
+        if let Some(ng) = self.ng.take() {
+            ng.shutdown();
+        }
         let _ = self.stop.send(true);
         if let Some(t) = self.task.take() {
             let _ = t.await;
