@@ -139,3 +139,109 @@ pub fn ng_message(data: &[u8]) {
     assert_eq!(whole[..n], split[..n]);
     assert!(split.len() <= whole.len(), "a cut cannot add an error");
 }
+
+/// Flag sets the rtpengine modules send, one picked per fuzz input.
+const FLAG_SETS: [&str; 6] = [
+    "",
+    "5:flagsl7:WebRTCe",
+    "18:transport-protocol7:RTP/AVP3:ICE6:remove8:rtcp-muxl5:demuxe",
+    "18:transport-protocol8:RTP/SAVP",
+    "18:transport-protocol17:UDP/TLS/RTP/SAVPF3:ICE5:force5:flagsl20:codec-transcode-opuse",
+    "5:flagsl15:codec-strip-all13:trust-addresse",
+];
+
+/// One ng session driven with fuzzed SDPs: `data` is a flag-set selector
+/// byte, then the offer SDP and the answer SDP separated by a NUL. Offer,
+/// answer, a repeated offer, query and delete run on a real media engine;
+/// nothing may panic, and after `delete` no leg may remain.
+pub fn session(data: &[u8]) {
+    use crate::media::MediaEngine;
+    use strait_rules::region::RegionLayout;
+    use strait_rules::ring::RingGeometry;
+    thread_local! {
+        // One engine for all inputs (a certificate per input would be
+        // slow); every input ends with no leg, so inputs stay independent.
+        static ENGINE: std::cell::RefCell<MediaEngine> = {
+            let cert = crate::dtls::Certificate::generate().expect("certificate");
+            let ctx = crate::dtls::DtlsContext::new(&cert, crate::dtls::DtlsConfig::default())
+                .expect("context");
+            let layout = RegionLayout {
+                workers: 2,
+                ring: RingGeometry {
+                    capacity: 64,
+                    slot_size: 2048,
+                },
+                max_legs: 8,
+                port_min: 30000,
+                port_max: 30015,
+            };
+            std::cell::RefCell::new(MediaEngine::new(layout, ctx))
+        };
+    }
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let mut parts = rest.splitn(2, |b| *b == 0);
+    let (offer, answer) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
+    let (Ok(offer), Ok(answer)) = (std::str::from_utf8(offer), std::str::from_utf8(answer)) else {
+        return;
+    };
+    let flags = FLAG_SETS[usize::from(sel) % FLAG_SETS.len()];
+    ENGINE.with(|e| run_session(&mut e.borrow_mut(), flags, offer, answer));
+}
+
+fn run_session(engine: &mut crate::media::MediaEngine, flags: &str, offer: &str, answer: &str) {
+    let msg = |cmd: &str, sdp: &str, to_tag: bool| {
+        let mut m = format!("d7:command{}:{cmd}7:call-id1:c8:from-tag1:a", cmd.len());
+        m.push_str(flags);
+        m.push_str(&format!("3:sdp{}:{sdp}", sdp.len()));
+        if to_tag {
+            m.push_str("6:to-tag1:b");
+        }
+        m.push('e');
+        m.into_bytes()
+    };
+    let mut calls = super::calls::NgCalls::new(super::calls::NgCallSettings {
+        public_address: "192.0.2.1".parse().expect("ip"),
+        media_timeout_ms: 30_000,
+        nack_tail: (100, 400),
+        opus_complexity: 0,
+        max_calls: 4,
+    });
+    let mut x = 7u64;
+    let mut rng = |b: &mut [u8]| {
+        for v in b {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            *v = (x >> 33) as u8;
+        }
+    };
+    let now = Instant::now();
+    let wall = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let limits = super::bencode::Limits::default();
+    for (cmd, sdp, to_tag) in [
+        ("offer", offer, false),
+        ("answer", answer, true),
+        ("offer", offer, true),
+    ] {
+        let m = msg(cmd, sdp, to_tag);
+        let Ok(super::Request::Offer(r) | super::Request::Answer(r)) =
+            super::parse_request(&m, &limits)
+        else {
+            continue;
+        };
+        let out = if cmd == "offer" {
+            calls.offer(engine, &mut rng, now, wall, &r)
+        } else {
+            calls.answer(engine, now, wall, &r)
+        };
+        if let Ok(reply) = out {
+            // What Strait writes is SDP it can read back.
+            crate::sdp::SessionDescription::parse(reply.sdp.as_bytes())
+                .expect("Strait's own SDP parses");
+        }
+        while engine.poll_message().is_some() {}
+    }
+    let _ = calls.info(engine, "c");
+    let _ = calls.delete(engine, wall, "c");
+    assert_eq!(engine.leg_count(), 0, "delete leaves no leg");
+}
