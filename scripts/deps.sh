@@ -6,8 +6,9 @@ set -euo pipefail
 STRAIT_APT_BUILD=(build-essential pkg-config cmake libssl-dev ca-certificates curl procps)
 STRAIT_APT_TEST=(libsrtp2-dev libclang-dev clang python3 openssl rtpengine-daemon iproute2)
 # Browser end-to-end (scripts/e2e.sh): Chromium and SIPp as the legacy party (`ip`, from iproute2, is in the test
-# list: the loadtest integration test uses a private namespace too).
-STRAIT_APT_E2E=(chromium sip-tester)
+# list: the loadtest integration test uses a private namespace too); Kamailio with its WebSocket modules as the SIP
+# proxy in front of Strait's ng endpoint (its rtpengine, nathelper, registrar and xhttp modules are in `kamailio`).
+STRAIT_APT_E2E=(chromium sip-tester kamailio kamailio-websocket-modules)
 
 strait_apt_install() {
     local missing=()

@@ -216,6 +216,10 @@ fn browser_offer_to_legacy_and_back_as_kamailio_sends_it() {
     assert_eq!(a.fingerprints.len(), 1);
     assert!(a.rtcp_mux, "{answer}");
     assert_eq!(a.mid.as_deref(), Some("0"), "the offer's mid: {answer}");
+    assert!(
+        a.bundled,
+        "Chrome bundled it: the answer keeps the group: {answer}"
+    );
     assert_eq!(
         a.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(),
         [0, 126],
@@ -295,6 +299,7 @@ fn webrtc_shorthand_toward_a_browser_and_its_answer() {
     assert!(m.rtcp_mux && m.crypto.is_empty(), "{offer}");
     assert!(!offer.contains("a=rtcp:"), "no-rtcp-attribute: {offer}");
     assert_eq!(m.mid.as_deref(), Some("0"), "generate-mid");
+    assert!(m.bundled, "a=group:BUNDLE for max-bundle browsers: {offer}");
     assert!(m.codecs.iter().all(|c| c.has_nack()), "AVPF: nack offered");
 
     let answer = ng.sdp(&[

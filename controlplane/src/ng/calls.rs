@@ -94,6 +94,9 @@ struct Face {
     generate_mid: bool,
     /// Rewrite `o=`'s address.
     replace_origin: bool,
+    /// Put the section in an `a=group:BUNDLE` (a browser configured for
+    /// `max-bundle` refuses SDP without one).
+    bundle: bool,
 }
 
 #[derive(Debug)]
@@ -410,6 +413,7 @@ impl NgCalls {
                 feedback: info.proto.to_ascii_uppercase().ends_with("AVPF"),
                 generate_mid: false,
                 replace_origin: o.replace.origin || o.replace.origin_full,
+                bundle: info.bundled,
             }
         };
         call.parties[s].face = Some(sender_face);
@@ -501,6 +505,7 @@ impl NgCalls {
             feedback: tp.is_some_and(TransportProtocol::is_feedback),
             generate_mid: o.flags.generate_mid || (dtls && ice),
             replace_origin: o.replace.origin || o.replace.origin_full,
+            bundle: dtls && ice,
         };
 
         // Codecs toward the recipient.
@@ -1017,6 +1022,7 @@ fn render(
     if face.ice.is_some() {
         sd.attributes.push(Attribute::flag("ice-lite"));
     }
+    let mut bundle = None;
     for (j, m) in sd.media.iter_mut().enumerate() {
         if j != idx {
             m.port = 0;
@@ -1037,6 +1043,9 @@ fn render(
             m.push_attr("mid", mid);
         } else if face.generate_mid && !m.has_attr("mid") {
             m.push_attr("mid", "0");
+        }
+        if face.bundle {
+            bundle = m.attr("mid").map(str::to_owned);
         }
         for c in codecs {
             let rtpmap = if c.channels > 1 {
@@ -1081,6 +1090,10 @@ fn render(
         for c in &face.crypto {
             m.push_attr("crypto", c.to_string());
         }
+    }
+    if let Some(mid) = bundle {
+        sd.attributes
+            .push(Attribute::new("group", format!("BUNDLE {mid}")));
     }
     sd.to_string()
 }
