@@ -9,7 +9,8 @@
 //! WebRTC shorthand toward a browser from a plain offer; SDES toward a
 //! legacy SRTP phone (the supported suite chosen, keys crossed in the
 //! rules); PCMU <-> Opus transcoding added with `codec-transcode`;
-//! re-offers keeping ports and keys; `delete`, `list`, `query`,
+//! re-offers keeping ports and keys; offers never answered dropped after
+//! the media timeout; `delete`, `list`, `query`,
 //! `statistics`; the load limit; unknown call-ids; bad SDP.
 
 #[path = "sdp_fixtures/mod.rs"]
@@ -543,4 +544,17 @@ fn reoffer_keeps_ports_and_keys_and_errors_are_replies() {
     ]);
     assert!(r.contains("Parallel session limit reached"), "{r}");
     assert_eq!(ng.leg_count(), 4);
+
+    // Never answered: after the media timeout (60 s by default) the calls
+    // give their ports back; nothing else would (their legs are not in the
+    // data plane yet).
+    let later = Instant::now() + std::time::Duration::from_secs(59);
+    assert!(ng.core.poll_timeout().is_some_and(|t| t > later));
+    ng.core.handle_timeout(later, SystemTime::now());
+    assert_eq!(ng.leg_count(), 4, "not yet");
+    ng.core
+        .handle_timeout(later + std::time::Duration::from_secs(2), SystemTime::now());
+    assert_eq!(ng.leg_count(), 0);
+    let st = ng.send(&[("command", B::S("statistics"))]);
+    assert!(st.contains("20:offertimeoutsessionsi2e"), "{st}");
 }

@@ -68,6 +68,8 @@ pub struct NgCallCounters {
     pub refused: u64,
     /// Calls whose legs transcode.
     pub transcoded: u64,
+    /// Calls offered and never answered within the media timeout.
+    pub offer_timeouts: u64,
 }
 
 /// What Strait presents to one party: the profile of the SDP it sends there.
@@ -139,7 +141,24 @@ struct NgCall {
     parties: [Party; 2],
     /// The party whose offer awaits an answer.
     pending: Option<usize>,
+    /// Until an answer installs the legs the data plane cannot time the
+    /// call out: it is dropped at this time instead.
+    offer_expires: Option<Instant>,
     transcoding: bool,
+}
+
+impl NgCall {
+    /// Whether an answer has installed the legs.
+    fn answered(&self) -> bool {
+        self.parties.iter().all(|p| p.heard.is_some()) && self.offer_expires.is_none()
+    }
+}
+
+/// How long a call offered but never answered keeps its ports: the media
+/// timeout (its legs are not in the data plane yet, so nothing else would
+/// reap it if the proxy never sends `answer` or `delete`).
+fn offer_timeout(s: &NgCallSettings) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(s.media_timeout_ms.max(1000)))
 }
 
 /// The ng calls. See the module docs.
@@ -337,6 +356,7 @@ impl NgCalls {
                 ],
                 pair,
                 pending: None,
+                offer_expires: None,
                 transcoding: false,
             };
             self.calls.insert(req.call_id.to_owned(), call);
@@ -571,6 +591,9 @@ impl NgCalls {
         call.parties[s].heard = Some(info);
         call.parties[s].label = o.label.map(str::to_owned).or(call.parties[s].label.take());
         call.pending = Some(s);
+        if !call.answered() {
+            call.offer_expires = Some(now + offer_timeout(&settings));
+        }
         Ok(SdpReply {
             sdp: out,
             warning: None,
@@ -836,6 +859,7 @@ impl NgCalls {
         call.parties[a_idx].face = Some(a_face);
         call.parties[a_idx].heard = Some(info);
         call.pending = None;
+        call.offer_expires = None;
         if transcoding && !call.transcoding {
             self.counters.transcoded += 1;
         }
@@ -868,6 +892,30 @@ impl NgCalls {
             let d = u64::try_from(wall.saturating_sub(call.created)).unwrap_or(0);
             self.durations_s.0 += d;
             self.durations_s.1 += 1;
+        }
+    }
+
+    /// When [`Self::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.calls.values().filter_map(|c| c.offer_expires).min()
+    }
+
+    /// Drops calls offered and never answered within the media timeout.
+    pub fn handle_timeout(
+        &mut self,
+        media: &mut MediaEngine,
+        now: Instant,
+        wall: std::time::SystemTime,
+    ) {
+        let expired: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.offer_expires.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in expired {
+            self.remove(media, &id, wall_of(wall));
+            self.counters.offer_timeouts += 1;
         }
     }
 
@@ -983,6 +1031,7 @@ impl NgCalls {
             managed_sessions: self.counters.created,
             rejected_sessions: self.counters.refused,
             timeout_sessions: self.counters.timed_out,
+            offer_timeout_sessions: self.counters.offer_timeouts,
             regular_terminated_sessions: self.counters.deleted,
             avg_call_duration_s: if self.durations_s.1 == 0 {
                 0.0

@@ -245,6 +245,7 @@ impl Core {
             self.txn.poll_timeout(),
             self.registrar.next_expiry(),
             self.b2bua.poll_timeout(),
+            self.ng.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -257,6 +258,9 @@ impl Core {
         let expired = self.registrar.expire(now);
         self.counters.bindings_expired += expired.len() as u64;
         self.with_b2bua(|b, cx| b.handle_timeout(cx, now));
+        if let Some(m) = self.b2bua.media_mut() {
+            self.ng.handle_timeout(m, now, wall);
+        }
         self.ng_events(wall);
         self.drain(now, wall);
     }
