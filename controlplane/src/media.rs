@@ -90,6 +90,9 @@ pub struct LegSetup {
     pub ssrc_out: Option<u32>,
     /// Remove the leg after this long without media either way (ms, 0 never).
     pub media_timeout_ms: u32,
+    /// Drop media until keys are set (an SRTP leg whose keys are not known
+    /// yet: its port is bound and ICE answered meanwhile).
+    pub keys_pending: bool,
 }
 
 /// The two legs of a session, on one worker.
@@ -179,6 +182,10 @@ struct Leg {
     dtls_setup: Option<DtlsSetup>,
     /// Where the DTLS peer is (source of its last record).
     dtls_peer: Option<SocketAddr>,
+    /// The last DTLS record that arrived before the leg had an endpoint
+    /// (a browser's ClientHello racing the SDP answer that names its
+    /// fingerprint): fed to the endpoint when it is made.
+    early_dtls: Option<(SocketAddr, Vec<u8>)>,
     installed: bool,
 }
 
@@ -333,6 +340,7 @@ impl MediaEngine {
                     dtls: None,
                     dtls_setup: None,
                     dtls_peer: None,
+                    early_dtls: None,
                     installed: true,
                 },
             );
@@ -370,6 +378,7 @@ impl MediaEngine {
                     dtls: None,
                     dtls_setup: None,
                     dtls_peer: None,
+                    early_dtls: None,
                     installed: false,
                 },
             );
@@ -480,7 +489,14 @@ impl MediaEngine {
                 l.dtls_setup = None;
                 l.rule.srtp_rx = bytemuck::Zeroable::zeroed();
                 l.rule.srtp_tx = bytemuck::Zeroable::zeroed();
+                if setup.keys_pending {
+                    l.rule.flags |= flags::SRTP_PENDING;
+                }
             }
+        }
+        if let (Some(ep), Some((from, rec))) = (l.dtls.as_mut(), l.early_dtls.take()) {
+            l.dtls_peer = Some(from);
+            let _ = ep.handle_packet(now, &rec);
         }
         let kind = if l.installed {
             Kind::UpdateLeg
@@ -653,7 +669,13 @@ impl MediaEngine {
             return;
         };
         let Some(ep) = l.dtls.as_mut() else {
-            self.counters.punted_ignored += 1;
+            // Keys pending without an endpoint yet: keep the record (one,
+            // bounded by the ring slot) for when the answer brings one.
+            if l.rule.flags & flags::SRTP_PENDING != 0 {
+                l.early_dtls = Some((from, pkt.to_vec()));
+            } else {
+                self.counters.punted_ignored += 1;
+            }
             return;
         };
         l.dtls_peer = Some(from);

@@ -196,7 +196,25 @@ fn browser_offer_to_legacy_and_back_as_kamailio_sends_it() {
         pts.starts_with(&[111]) && pts.contains(&0),
         "codecs pass: {pts:?}"
     );
-    assert!(ng.rules().is_empty(), "nothing installed before the answer");
+    // Both ports are bound at the offer (the answerer's media and checks
+    // may come before its answer): the browser's leg in full, the legacy
+    // one waiting for its address.
+    let early: Vec<LegRule> = ng.rules().iter().filter_map(|(_, r)| *r).collect();
+    assert_eq!(early.len(), 2);
+    let pending = early
+        .iter()
+        .find(|r| r.local_port == m.port)
+        .expect("legacy leg");
+    assert_eq!(pending.remote_rtp.to_socket_addr(), None);
+    assert!(
+        pending.flags & flags::SRTP_PENDING == 0,
+        "plain: nothing to wait for"
+    );
+    let b = early
+        .iter()
+        .find(|r| r.local_port != m.port)
+        .expect("browser leg");
+    assert!(b.flags & flags::ICE != 0 && b.flags & flags::SRTP_PENDING != 0);
 
     let answer = ng.sdp(&[
         ("command", B::S("answer")),
@@ -291,6 +309,15 @@ fn webrtc_shorthand_toward_a_browser_and_its_answer() {
         ("flags", B::L(vec![B::S("WebRTC")])),
     ]);
     let m = audio(&offer);
+    let early: Vec<LegRule> = ng.rules().iter().filter_map(|(_, r)| *r).collect();
+    let waiting = early
+        .iter()
+        .find(|r| r.local_port == m.port)
+        .expect("browser leg bound at the offer");
+    assert!(
+        waiting.flags & flags::ICE != 0 && waiting.flags & flags::SRTP_PENDING != 0,
+        "checks answered, media held until the DTLS keys"
+    );
     assert_eq!(m.proto, "UDP/TLS/RTP/SAVPF");
     assert!(
         m.ice.is_some() && m.candidates.len() == 1,
@@ -338,6 +365,7 @@ fn sdes_toward_a_legacy_srtp_phone() {
         ("transport-protocol", B::S("RTP/SAVP")),
     ]);
     let m = audio(&offer);
+    let _ = ng.rules(); // the ports bound at the offer
     assert_eq!(m.proto, "RTP/SAVP");
     assert_eq!(m.crypto.len(), 2, "both AES-CM suites offered: {offer}");
     // The SRTP phone answers with the second one.
@@ -425,6 +453,7 @@ fn codec_transcode_adds_opus_and_the_legs_transcode() {
         ),
     ]);
     let m = audio(&offer);
+    let _ = ng.rules(); // the ports bound at the offer
     let opus = m
         .codecs
         .iter()

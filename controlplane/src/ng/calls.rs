@@ -586,6 +586,30 @@ impl NgCalls {
             media.fingerprint(),
             None,
         );
+        if !call.answered() {
+            // Bind both ports now, as rtpengine does: the answerer's media
+            // and ICE checks may arrive before its answer reaches us. The
+            // offerer's leg is known in full; the answerer's waits.
+            let sender_face = call.parties[s].face.clone().unwrap_or_default();
+            let sender = leg_setup(
+                &settings,
+                &info,
+                &sender_face,
+                role_of(sender_face.setup),
+                Vec::new(),
+                None,
+            );
+            media
+                .install(now, call.parties[s].leg, &sender)
+                .map_err(media_err)?;
+            media
+                .install(
+                    now,
+                    call.parties[r].leg,
+                    &pending_setup(&settings, &recipient_face),
+                )
+                .map_err(media_err)?;
+        }
         call.parties[r].face = Some(recipient_face);
         call.parties[r].added = added;
         call.parties[s].heard = Some(info);
@@ -675,13 +699,7 @@ impl NgCalls {
             });
         }
         let o_face = call.parties[o_idx].face.clone().unwrap_or_default();
-        let o_role = o_face.setup.map(|s| {
-            if s == Setup::Active {
-                Role::Client
-            } else {
-                Role::Server
-            }
-        });
+        let o_role = role_of(o_face.setup);
 
         // Codecs: pass through what both have, else transcode to what
         // Strait added.
@@ -786,61 +804,8 @@ impl NgCalls {
         }
         let transcoding = tc_o.is_some();
 
-        let nack = |m: &MediaInfo, face: &Face| {
-            face.feedback
-                && m.codecs
-                    .iter()
-                    .any(|c| c.kind != CodecKind::TelephoneEvent && c.has_nack())
-        };
-        let setup_for = |m: &MediaInfo,
-                         face: &Face,
-                         role: Option<Role>,
-                         pt_map: Vec<(u8, u8)>,
-                         transcode: Option<abi::Transcode>|
-         -> LegSetup {
-            let mux = face.rtcp_mux && m.rtcp_mux;
-            let dtls = role.map(|role| DtlsSetup {
-                role,
-                remote_fingerprints: m
-                    .fingerprints
-                    .iter()
-                    .filter_map(to_dtls_fingerprint)
-                    .collect(),
-            });
-            let sdes = match (
-                face.crypto.first(),
-                m.crypto
-                    .iter()
-                    .find(|c| face.crypto.first().is_some_and(|k| k.suite == c.suite)),
-            ) {
-                (Some(ours), Some(theirs)) if dtls.is_none() => Some(SdesSetup {
-                    suite: ours.suite.abi_code(),
-                    rx: (theirs.key.key, theirs.key.salt),
-                    tx: (ours.key.key, ours.key.salt),
-                }),
-                _ => None,
-            };
-            LegSetup {
-                remote_rtp: m.rtp,
-                remote_rtcp: if mux { m.rtp } else { m.rtcp },
-                rtcp_mux: mux,
-                ice: face
-                    .ice
-                    .as_ref()
-                    .filter(|_| m.ice.is_some())
-                    .map(|i| (i.ufrag.clone(), i.pwd.clone())),
-                dtls,
-                sdes,
-                symmetric: m.ice.is_none(),
-                pt_map,
-                transcode,
-                nack_tail: nack(m, face).then_some(settings.nack_tail),
-                ssrc_out: None,
-                media_timeout_ms: settings.media_timeout_ms,
-            }
-        };
-        let o_setup = setup_for(&offer, &o_face, o_role, map_to_o, tc_o);
-        let a_setup = setup_for(&info, &a_face, a_role, map_to_a, tc_a);
+        let o_setup = leg_setup(&settings, &offer, &o_face, o_role, map_to_o, tc_o);
+        let a_setup = leg_setup(&settings, &info, &a_face, a_role, map_to_a, tc_a);
         let (o_leg, a_leg) = (call.parties[o_idx].leg, call.parties[a_idx].leg);
         media.install(now, o_leg, &o_setup).map_err(media_err)?;
         media.install(now, a_leg, &a_setup).map_err(media_err)?;
@@ -1042,6 +1007,94 @@ impl NgCalls {
         };
         (current, total)
     }
+}
+
+/// The data plane's setup of the leg facing a party whose SDP is `m` and to
+/// which Strait presents `face`.
+fn leg_setup(
+    settings: &NgCallSettings,
+    m: &MediaInfo,
+    face: &Face,
+    role: Option<Role>,
+    pt_map: Vec<(u8, u8)>,
+    transcode: Option<abi::Transcode>,
+) -> LegSetup {
+    let mux = face.rtcp_mux && m.rtcp_mux;
+    let dtls = role.map(|role| DtlsSetup {
+        role,
+        remote_fingerprints: m
+            .fingerprints
+            .iter()
+            .filter_map(to_dtls_fingerprint)
+            .collect(),
+    });
+    let ours = face.crypto.first();
+    let theirs = m
+        .crypto
+        .iter()
+        .find(|c| ours.is_some_and(|k| k.suite == c.suite));
+    let sdes = match (ours, theirs) {
+        (Some(ours), Some(theirs)) if dtls.is_none() => Some(SdesSetup {
+            suite: ours.suite.abi_code(),
+            rx: (theirs.key.key, theirs.key.salt),
+            tx: (ours.key.key, ours.key.salt),
+        }),
+        _ => None,
+    };
+    let nack = face.feedback
+        && m.codecs
+            .iter()
+            .any(|c| c.kind != CodecKind::TelephoneEvent && c.has_nack());
+    LegSetup {
+        remote_rtp: m.rtp,
+        remote_rtcp: if mux { m.rtp } else { m.rtcp },
+        rtcp_mux: mux,
+        ice: face
+            .ice
+            .as_ref()
+            .filter(|_| m.ice.is_some())
+            .map(|i| (i.ufrag.clone(), i.pwd.clone())),
+        dtls,
+        sdes,
+        symmetric: m.ice.is_none(),
+        pt_map,
+        transcode,
+        nack_tail: nack.then_some(settings.nack_tail),
+        ssrc_out: None,
+        media_timeout_ms: settings.media_timeout_ms,
+        keys_pending: false,
+    }
+}
+
+/// The setup of the leg facing a party that has not answered yet: its port
+/// is bound and ICE checks are answered, media waits for the answer (and,
+/// for SRTP, for the keys it brings).
+fn pending_setup(settings: &NgCallSettings, face: &Face) -> LegSetup {
+    LegSetup {
+        remote_rtp: None,
+        remote_rtcp: None,
+        rtcp_mux: face.rtcp_mux,
+        ice: face.ice.as_ref().map(|i| (i.ufrag.clone(), i.pwd.clone())),
+        dtls: None,
+        sdes: None,
+        symmetric: face.ice.is_none(),
+        pt_map: Vec::new(),
+        transcode: None,
+        nack_tail: None,
+        ssrc_out: None,
+        media_timeout_ms: settings.media_timeout_ms,
+        keys_pending: face.setup.is_some() || !face.crypto.is_empty(),
+    }
+}
+
+fn role_of(setup: Option<Setup>) -> Option<Role> {
+    setup.map(|s| {
+        if s == Setup::Active {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    })
 }
 
 /// The SDP for a party: `base` (the other party's SDP) with Strait's address

@@ -1678,5 +1678,6 @@ pub fn leg_setup(
         nack_tail: leg.nack.then_some(nack_tail),
         ssrc_out: leg.ssrc_out,
         media_timeout_ms,
+        keys_pending: false,
     }
 }
