@@ -22,6 +22,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "unit, property, cross-check and integration tests; benches once each in test mode"
 mkdir -p target
+# The loadtest integration tests run the strait binaries (and rtpengine) for real.
+cargo build -p strait -p strait-dataplane --locked
 cargo test --workspace --all-targets --locked 2>&1 | tee target/test.log
 cargo test --workspace --doc --locked 2>&1 | tee -a target/test.log
 

@@ -101,6 +101,21 @@ impl Value {
         }
     }
 
+    /// The value as JSON (byte strings as lossy UTF-8 text), for records
+    /// and failure reports.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Bytes(b) => serde_json::Value::from(String::from_utf8_lossy(b).into_owned()),
+            Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect()),
+            Value::Dict(d) => serde_json::Value::Object(
+                d.iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The encoding of this value.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -268,6 +283,19 @@ mod tests {
             ("bin", Value::Bytes(vec![0, 255, b':', b'e'])),
         ]);
         assert_eq!(decode(&v.encode()), Ok(v));
+    }
+
+    #[test]
+    fn converts_to_json() {
+        let v = Value::dict([
+            ("ICE", Value::str("force")),
+            ("rtcp-mux", Value::str_list(&["offer"])),
+            ("n", Value::Int(3)),
+        ]);
+        assert_eq!(
+            v.to_json(),
+            serde_json::json!({"ICE": "force", "rtcp-mux": ["offer"], "n": 3})
+        );
     }
 
     #[test]

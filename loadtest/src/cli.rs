@@ -6,20 +6,22 @@ use std::path::PathBuf;
 use crate::ramp::{RampPlan, Sla};
 use crate::run::{BusySource, RunOptions, TargetChoice};
 use crate::scenario::Scenario;
-use crate::target::RtpengineOptions;
+use crate::target::{default_strait_bin, RtpengineOptions, StraitOptions};
 
 /// Usage text.
 pub const USAGE: &str = "\
 strait-loadtest: paced RTP load through an ng-controlled media relay; finds the load where the service level breaks.
 
 USAGE:
-  strait-loadtest run --scenario plain|srtp|transcode [options]
+  strait-loadtest run --scenario plain|srtp|transcode|webrtc [options]
   strait-loadtest report RUN.json [RUN.json ...] -o report.html
+  strait-loadtest signalling|calls [options]   SIP scenarios against Strait (below)
 
 RUN OPTIONS (defaults in brackets):
-  --target rtpengine|ng=HOST:PORT   start rtpengine here, or use a running ng target [rtpengine]
+  --target rtpengine|strait|ng=HOST:PORT
+                                    start rtpengine or Strait here, or use a running ng target [rtpengine]
   --target-pid PID                  PID of an external target, for its CPU time
-  --target-cores LIST               cores the target runs on (started rtpengine is pinned there) [last core]
+  --target-cores LIST               cores the target runs on (a started target is pinned there) [last core]
   --gen-threads N                   generator threads [1]
   --gen-cores LIST                  generator cores, threads pinned round-robin [all but the target's]
   --calls N                         a single step of N concurrent calls, or a ramp:
@@ -38,8 +40,10 @@ RUN OPTIONS (defaults in brackets):
   --local-ip IP                     generator address [127.0.0.1]
   --gen-ports MIN-MAX               generator UDP ports [10000-29999]
   --rtpengine-bin PATH              [/usr/bin/rtpengine]
-  --ng-listen HOST:PORT             ng address of the started rtpengine [127.0.0.1:2223]
-  --rtp-ports MIN-MAX               media ports of the started rtpengine [30000-50000]
+  --ng-listen HOST:PORT             ng address of the started rtpengine or Strait [127.0.0.1:2223]
+  --rtp-ports MIN-MAX               media ports of the started rtpengine or Strait [30000-50000]
+  --strait-bin PATH                 strait, with strait-dataplane beside it [$STRAIT_BIN, else strait
+                                    in this executable's directory]
   --rtpengine-threads N             its --num-threads [1]
   --rtpengine-log-level N           its --log-level [5]
 
@@ -59,6 +63,10 @@ pub enum Cli {
         /// The HTML file.
         output: PathBuf,
     },
+    /// Scenario (c): REGISTER or call-setup rates over WSS against Strait.
+    Signalling(Box<crate::sip::signalling::SignallingOptions>),
+    /// Scenario (b): full calls with media through Strait's B2BUA.
+    Calls(Box<crate::sip::calls::CallsOptions>),
     /// Print usage.
     Help,
 }
@@ -138,7 +146,12 @@ pub fn parse(args: &[String], cpus: usize) -> Result<Cli, String> {
             })
         }
         "run" => parse_run(&args[1..], cpus).map(|o| Cli::Run(Box::new(o))),
-        other => Err(format!("unknown command {other:?} (run, report)")),
+        "signalling" => crate::sip::cli::parse_signalling(&args[1..], cpus)
+            .map(|o| Cli::Signalling(Box::new(o))),
+        "calls" => crate::sip::cli::parse_calls(&args[1..], cpus).map(|o| Cli::Calls(Box::new(o))),
+        other => Err(format!(
+            "unknown command {other:?} (run, signalling, calls, report)"
+        )),
     }
 }
 
@@ -167,6 +180,7 @@ fn parse_run(args: &[String], cpus: usize) -> Result<RunOptions, String> {
     let mut rtp_ports = (30000u16, 50000u16);
     let mut rtpe_threads = 1u32;
     let mut log_level = 5u32;
+    let mut strait_bin = None;
 
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -214,6 +228,7 @@ fn parse_run(args: &[String], cpus: usize) -> Result<RunOptions, String> {
             "--rtp-ports" => rtp_ports = parse_range(v)?,
             "--rtpengine-threads" => rtpe_threads = num(flag, v)?,
             "--rtpengine-log-level" => log_level = num(flag, v)?,
+            "--strait-bin" => strait_bin = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
@@ -251,7 +266,7 @@ fn parse_run(args: &[String], cpus: usize) -> Result<RunOptions, String> {
     }
     // Default cores: target on the last core, generator on the others.
     let target_cores = target_cores.unwrap_or_else(|| {
-        if target == "rtpengine" && cpus > 1 {
+        if (target == "rtpengine" || target == "strait") && cpus > 1 {
             vec![cpus - 1]
         } else {
             Vec::new()
@@ -281,6 +296,21 @@ fn parse_run(args: &[String], cpus: usize) -> Result<RunOptions, String> {
             log: PathBuf::new(),
             log_level,
         })
+    } else if target == "strait" {
+        if !(ng_listen.ip().is_loopback() && local_ip.is_loopback()) {
+            return Err("strait is only run on loopback".into());
+        }
+        if !rtp_ports.0.is_multiple_of(2) {
+            return Err("--rtp-ports: Strait needs an even first port".into());
+        }
+        TargetChoice::Strait(StraitOptions {
+            bin: strait_bin.unwrap_or_else(default_strait_bin),
+            ng: ng_listen,
+            port_min: rtp_ports.0,
+            port_max: rtp_ports.1,
+            cores: target_cores.clone(),
+            log: PathBuf::new(),
+        })
     } else if let Some(addr) = target.strip_prefix("ng=") {
         if netns {
             return Err("--netns with an external target: it would not be reachable".into());
@@ -294,7 +324,7 @@ fn parse_run(args: &[String], cpus: usize) -> Result<RunOptions, String> {
         TargetChoice::Ng(addr)
     } else {
         return Err(format!(
-            "unknown target {target:?} (rtpengine or ng=HOST:PORT)"
+            "unknown target {target:?} (rtpengine, strait or ng=HOST:PORT)"
         ));
     };
     Ok(RunOptions {
@@ -371,6 +401,38 @@ mod tests {
         assert_eq!((o.target_pid, o.gen_threads), (Some(42), 2));
         assert_eq!(o.sla.max_loss, 0.01);
         assert_eq!(o.sla.max_p99_ms, 10.0);
+    }
+
+    #[test]
+    fn strait_target() {
+        let Cli::Run(o) = parse(
+            &args("run --scenario webrtc --target strait --strait-bin /x/strait --calls 4 --ng-listen 127.0.0.1:22998 --rtp-ports 24000-24999"),
+            2,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.scenario, Scenario::Webrtc);
+        assert_eq!(o.target_cores, vec![1]);
+        let TargetChoice::Strait(s) = &o.target else {
+            panic!("{:?}", o.target)
+        };
+        assert_eq!(s.bin, PathBuf::from("/x/strait"));
+        assert_eq!(
+            (s.port_min, s.port_max, s.cores.clone()),
+            (24000, 24999, vec![1])
+        );
+        assert_eq!(s.ng.port(), 22998);
+        assert!(parse(
+            &args("run --scenario plain --target strait --rtp-ports 24001-24999"),
+            2
+        )
+        .is_err());
+        assert!(parse(
+            &args("run --scenario plain --target strait --ng-listen 10.0.0.1:2223"),
+            2
+        )
+        .is_err());
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub fn ng_reply(data: &[u8]) {
                 for c in &m.cryptos {
                     let _ = crate::sdp::parse_crypto(c);
                 }
+                // The webrtc scenario's reading of the proxy's transport.
+                if let Ok(t) = crate::webrtc::RemoteTransport::from_sdp(&m) {
+                    let _ = t.our_setup();
+                }
             }
         }
         // Whatever decodes must encode again to the same value.
@@ -21,8 +25,25 @@ pub fn ng_reply(data: &[u8]) {
 }
 
 /// A received media packet: RTP header parsing, payload marker, sequence
-/// mapping and receive statistics.
+/// mapping and receive statistics; and, as on a WebRTC leg, STUN parsing,
+/// integrity checking and answering.
 pub fn rtp_receive(data: &[u8]) {
+    if let Ok(p) = crate::stun::parse(data) {
+        let _ = crate::stun::integrity_ok(data, &p, b"fuzz-password-0123456789");
+        let verdict = crate::stun::judge_check(
+            data,
+            &p,
+            b"ufrag",
+            b"peer",
+            b"fuzz-password-0123456789",
+            crate::stun::IceRole::Controlled(1),
+        );
+        let mut out = [0u8; crate::stun::MAX_WRITTEN];
+        if verdict != crate::stun::CheckVerdict::Drop {
+            let from = std::net::SocketAddr::from(([127, 0, 0, 1], 5000));
+            assert!(crate::stun::write_success(&mut out, &p.tid, from, b"pw").is_some());
+        }
+    }
     let Some(view) = crate::packet::parse(data) else {
         return;
     };

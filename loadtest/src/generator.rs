@@ -23,8 +23,10 @@ use std::thread::JoinHandle;
 use hdrhistogram::Histogram;
 use strait_srtp::SrtpContext;
 
-use crate::packet::{self, Marker, PCMU_PAYLOAD_LEN, RTP_HEADER_LEN};
+use crate::packet::{self, Marker, MARKER_LEN, PCMU_PAYLOAD_LEN, RTP_HEADER_LEN};
 use crate::stats::{new_histogram, DirAcc, SeqMapper, SeqTracker};
+use crate::stun;
+use crate::webrtc::{IceLeg, CONSENT_EVERY_PACKETS};
 
 /// Packet interval of every stream.
 pub const PTIME_NS: u64 = 20_000_000;
@@ -96,6 +98,10 @@ pub struct LegSpec {
     pub srtp_tx: Option<SrtpContext>,
     /// SRTP context for receiving, if the leg is SRTP.
     pub srtp_rx: Option<SrtpContext>,
+    /// ICE state of a WebRTC leg: the proxy's checks are answered, consent
+    /// checks sent, and STUN, DTLS and RTCP (rtcp-mux) are told apart from
+    /// media by their first byte (RFC 7983).
+    pub ice: Option<IceLeg>,
 }
 
 /// One call: leg A and leg B. Direction 0 is A -> B, direction 1 is B -> A.
@@ -158,8 +164,10 @@ pub struct Live {
     pub sent: AtomicU64,
     /// Packets received.
     pub received: AtomicU64,
-    /// Receive-side errors (malformed, SRTP, marker).
+    /// Receive-side errors (malformed, SRTP, marker, payload).
     pub errors: AtomicU64,
+    /// Non-media datagrams on WebRTC legs (STUN, DTLS, RTCP), not counted as media.
+    pub control: AtomicU64,
     /// Calls owned.
     pub calls: AtomicU64,
 }
@@ -501,6 +509,14 @@ impl Worker {
             None => len,
         };
         let sent_ok = len > 0 && leg.socket.send_to(&buf[..len], leg.send_to).is_ok();
+        if let Some(ice) = &mut leg.ice {
+            if d.next_gen % CONSENT_EVERY_PACKETS == CONSENT_EVERY_PACKETS - 1 {
+                let mut check = [0u8; stun::MAX_WRITTEN];
+                if let Some(n) = ice.consent_check(&mut check) {
+                    let _ = leg.socket.send_to(&check[..n], ice.peer);
+                }
+            }
+        }
         let gen = d.next_gen;
         if !d.ring.is_empty() {
             d.ring[(gen % RING as u64) as usize] = (gen, now);
@@ -540,11 +556,31 @@ impl Worker {
         // Packets arriving on leg A belong to direction 1 (B -> A), on B to 0.
         let dir = 1 - leg_index;
         for _ in 0..RECV_BATCH {
-            let n = match st.legs[leg_index].socket.recv(&mut self.buf) {
-                Ok(n) => n,
+            let leg = &mut st.legs[leg_index];
+            let (n, from) = match leg.socket.recv_from(&mut self.buf) {
+                Ok(r) => r,
                 Err(_) => break,
             };
             let now = mono_ns();
+            if let Some(ice) = &mut leg.ice {
+                let pkt = &self.buf[..n];
+                let control = match pkt.first() {
+                    Some(0..=3) => {
+                        let mut out = [0u8; stun::MAX_WRITTEN];
+                        if let Some(m) = ice.answer(pkt, from, &mut out) {
+                            let _ = leg.socket.send_to(&out[..m], from);
+                        }
+                        true
+                    }
+                    Some(20..=63) => true,
+                    Some(128..=191) => pkt.get(1).is_some_and(|b| (64..=95).contains(&(b & 0x7f))),
+                    _ => false,
+                };
+                if control {
+                    self.live.control.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             self.live.received.fetch_add(1, Ordering::Relaxed);
             let pkt = &mut self.buf[..n];
             let plain_len = match &mut st.legs[leg_index].srtp_rx {
@@ -558,6 +594,15 @@ impl Worker {
                 let d = &mut st.dirs[dir];
                 if let Some(m) = Marker::read(payload) {
                     if m.stream != st.id || usize::from(m.dir) != dir {
+                        return None;
+                    }
+                    // Payload integrity: the tone under the marker arrives
+                    // byte for byte (a relay that does not transcode must
+                    // not touch the payload).
+                    if !st.transcoded
+                        && (payload.len() != PCMU_PAYLOAD_LEN
+                            || payload[MARKER_LEN..] != self.tone[MARKER_LEN..])
+                    {
                         return None;
                     }
                     return Some((m.seq, m.send_ns));
@@ -750,6 +795,7 @@ mod tests {
                 codec: LegCodec::Pcmu,
                 srtp_tx: None,
                 srtp_rx: None,
+                ice: None,
             };
             specs.push(StreamSpec {
                 id,
@@ -780,5 +826,78 @@ mod tests {
             assert!(s.latency.max_ms < 100.0);
         }
         assert!(!r.late_us.is_empty());
+    }
+
+    #[test]
+    fn altered_payloads_count_as_errors_not_as_received() {
+        // A -> B goes through a "relay" thread that flips one byte of the
+        // tone under the marker; B -> A goes straight. The altered direction
+        // must receive nothing and count every packet as an error.
+        let (res_tx, res_rx) = std::sync::mpsc::channel();
+        let cfg = GenConfig {
+            opus_frames: Arc::new(Vec::new()),
+            hard_deadline_ns: mono_ns() + 30_000_000_000,
+        };
+        let mut t = spawn(0, Vec::new(), cfg, res_tx).unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        relay
+            .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let (aa, ba, ra) = (
+            a.local_addr().unwrap(),
+            b.local_addr().unwrap(),
+            relay.local_addr().unwrap(),
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let relay_thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            // Bounded: at most 20 s, or until told to stop.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !stop2.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+                if let Ok(n) = relay.recv(&mut buf) {
+                    buf[RTP_HEADER_LEN + 100] ^= 0x01;
+                    let _ = relay.send_to(&buf[..n], ba);
+                }
+            }
+        });
+        let leg = |socket, send_to| LegSpec {
+            socket,
+            send_to,
+            codec: LegCodec::Pcmu,
+            srtp_tx: None,
+            srtp_rx: None,
+            ice: None,
+        };
+        t.tx.send(Command::Add(vec![StreamSpec {
+            id: 0,
+            a: leg(a, ra),
+            b: leg(b, aa),
+        }]))
+        .unwrap();
+        let start = mono_ns() + 100_000_000;
+        t.tx.send(Command::Window {
+            id: 1,
+            start_ns: start,
+            end_ns: start + 200_000_000,
+            drain_ns: 100_000_000,
+        })
+        .unwrap();
+        let r = res_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap();
+        t.stop();
+        stop.store(true, Ordering::Relaxed);
+        relay_thread.join().unwrap();
+        let (altered, straight) = (r.dirs[0].summary(), r.dirs[1].summary());
+        assert!(altered.sent > 0 && altered.received == 0, "{altered:?}");
+        assert!(altered.errors >= altered.sent - 1, "{altered:?}");
+        assert!(
+            straight.sent > 0 && straight.received == straight.sent,
+            "{straight:?}"
+        );
+        assert_eq!(straight.errors, 0);
     }
 }

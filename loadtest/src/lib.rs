@@ -15,6 +15,10 @@
 //! parsers, [`report`], [`cli`]); [`generator`], [`target`], [`scenario`]
 //! and [`run`] are the runtime around it. Traffic goes only to loopback
 //! (or a network namespace the binary creates with `--netns`).
+//!
+//! The `webrtc` scenario's leg B is a simulated browser: [`stun`] (sans-IO
+//! ICE STUN) and [`webrtc`] (ICE + DTLS-SRTP state machine, its driver, and
+//! the responder the generator threads use during traffic).
 
 pub mod bencode;
 pub mod cli;
@@ -28,8 +32,11 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sdp;
+pub mod sip;
 pub mod stats;
+pub mod stun;
 pub mod target;
+pub mod webrtc;
 
 #[cfg(feature = "fuzz")]
 pub mod fuzz;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ramp::{Capacity, RampPlan, Sla, StepVerdict, StopReason};
+use crate::scenario::CallTrace;
 use crate::stats::DirSummary;
 
 /// The whole record of one run.
@@ -17,7 +18,7 @@ pub struct RunRecord {
     pub label: String,
     /// The target.
     pub target: TargetRecord,
-    /// `plain`, `srtp` or `transcode`.
+    /// `plain`, `srtp`, `transcode` or `webrtc`.
     pub scenario: String,
     /// Settings.
     pub config: ConfigRecord,
@@ -36,12 +37,16 @@ pub struct RunRecord {
     pub summary: String,
     /// Wall time of the whole run, s.
     pub elapsed_secs: f64,
+    /// The first call's ng exchange (requests, the target's SDPs, the
+    /// WebRTC handshake), recorded also when it failed.
+    #[serde(default)]
+    pub first_call: Option<CallTrace>,
 }
 
 /// The target of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetRecord {
-    /// `rtpengine` (started by the tool), `ng` (external), later `strait`.
+    /// `rtpengine` or `strait` (started by the tool), `ng` (external).
     pub kind: String,
     /// Version, if known.
     pub version: Option<String>,
@@ -153,6 +158,153 @@ pub struct TargetCpuRecord {
     pub core_busy: Vec<f64>,
     /// The target process's CPU (utime+stime) in cores, if its PID is known.
     pub process_cores: Option<f64>,
+}
+
+/// The record of a SIP scenario run against Strait (`signalling`: REGISTER
+/// or call-setup rates over WSS; `calls`: concurrent full calls with media).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SipRunRecord {
+    /// `strait-loadtest <version>`.
+    pub tool: String,
+    /// Start time, UTC.
+    pub started_utc: String,
+    /// Free-text label.
+    pub label: String,
+    /// `signalling-register`, `signalling-call` or `calls`.
+    pub scenario: String,
+    /// The target (always a Strait the tool started).
+    pub target: TargetRecord,
+    /// The command line after the program name.
+    pub command: String,
+    /// Settings.
+    pub config: SipConfigRecord,
+    /// Busy fraction of each target and generator core before the run.
+    pub baseline_core_busy: Vec<(usize, f64)>,
+    /// `signalling`: one entry per offered rate.
+    pub rate_steps: Vec<RateStepRecord>,
+    /// `calls`: one entry per number of concurrent calls.
+    pub call_steps: Vec<CallStepRecord>,
+    /// Why the run stopped (`completed`, `sla_broken`, `time_limit`, `error`).
+    pub stop: String,
+    /// `signalling`: the highest offered rate (per second) of a clean step.
+    pub sustained_rate: Option<f64>,
+    /// `calls`: the most concurrent calls of a clean step.
+    pub max_clean_calls: Option<u32>,
+    /// A fatal error.
+    pub error: Option<String>,
+    /// The one-line summary.
+    pub summary: String,
+    /// Wall time, s.
+    pub elapsed_secs: f64,
+}
+
+/// Settings of a SIP scenario run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SipConfigRecord {
+    /// Persistent WSS connections (one simulated browser and user each).
+    pub connections: usize,
+    /// Ring time of the simulated legacy endpoint, ms.
+    pub ring_ms: u64,
+    /// Time between the ACK and the BYE of a `signalling` call, ms.
+    pub hold_ms: u64,
+    /// Deadline of one operation, ms.
+    pub timeout_ms: u64,
+    /// Largest p99 latency of a clean step, ms (`signalling`: REGISTER or
+    /// call setup; `calls`: one-way media latency).
+    pub sla_p99_ms: f64,
+    /// `calls`: largest media loss of a clean step (fraction).
+    pub sla_max_loss: f64,
+    /// Seconds per step (`signalling`: scheduling time; `calls`: measurement window).
+    pub step_secs: f64,
+    /// `calls`: warm-up seconds before each measurement.
+    pub warmup_secs: f64,
+    /// Steps: first, increment, last (ops/s for `signalling`, calls for `calls`).
+    pub start: f64,
+    /// Increment (0: one step).
+    pub step: f64,
+    /// Last.
+    pub max: f64,
+    /// `signalling`: operations per step instead of `step_secs` × rate.
+    pub count: Option<u64>,
+    /// `calls`: call directions (`both`, `browser`, `legacy`).
+    pub direction: String,
+    /// `calls`: the browsers' codec (`pcmu`, `opus`).
+    pub codec: String,
+    /// Generator cores.
+    pub gen_cores: Vec<usize>,
+    /// Hard limit of the run, s.
+    pub max_secs: f64,
+    /// Private network namespace.
+    pub netns: bool,
+    /// Online CPUs.
+    pub machine_cpus: usize,
+}
+
+/// Latency figures of one kind of operation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpFigures {
+    /// Started.
+    pub attempted: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Failed, by cause (`503`, `timeout`, ...; prefixed by the request).
+    pub failures: std::collections::BTreeMap<String, u64>,
+    /// Latency of the successful ones from their scheduled start, ms.
+    pub latency: crate::stats::Percentiles,
+}
+
+/// One offered rate of a `signalling` run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RateStepRecord {
+    /// Offered operations per second.
+    pub offered_rate: f64,
+    /// Operations scheduled.
+    pub scheduled: u64,
+    /// Seconds over which they were scheduled.
+    pub secs: f64,
+    /// Successful operations per second (over the scheduling time plus the
+    /// time the last one took).
+    pub achieved_rate: f64,
+    /// REGISTER (401 + authenticated retry) or call setup (INVITE, 407,
+    /// INVITE, 1xx, 200) from the scheduled start to the final 200.
+    pub primary: OpFigures,
+    /// Calls: the BYE after the hold time (from its sending to its 200).
+    pub bye: Option<OpFigures>,
+    /// Calls: first 18x from the scheduled start.
+    pub ringing: Option<crate::stats::Percentiles>,
+    /// Lateness of the scheduler against the schedule, p99, ms.
+    pub sched_late_p99_ms: f64,
+    /// The target's CPU (`busy` from its cores; `process_cores` counts
+    /// `strait` and its data plane).
+    pub target_cpu: TargetCpuRecord,
+    /// `strait` alone (the signalling), in cores.
+    pub strait_cores: Option<f64>,
+    /// This tool's CPU ÷ the cores it may use.
+    pub gen_cpu: f64,
+    /// Failures 0, p99 within the bound, generator not saturated.
+    pub clean: bool,
+    /// Why not.
+    pub reason: String,
+}
+
+/// One load step of a `calls` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallStepRecord {
+    /// Calls set up from browsers toward the legacy side (in total so far).
+    pub browser_calls: u32,
+    /// Calls set up from the legacy side toward browsers.
+    pub legacy_calls: u32,
+    /// Call setup (signalling) of this step's new calls, browser -> legacy.
+    pub setup_from_browser: OpFigures,
+    /// The same, legacy -> browser.
+    pub setup_from_legacy: OpFigures,
+    /// ICE + DTLS of the browser legs, from the 200 (or ACK) to the SRTP keys.
+    pub media_setup: crate::stats::Percentiles,
+    /// BYEs Strait sent browsers before the teardown (calls it ended), so far.
+    pub ended_early: u64,
+    /// The media measurement (`a_to_b` = browser -> legacy, `b_to_a` =
+    /// legacy -> browser), with the generator's and target's CPU.
+    pub media: StepRecord,
 }
 
 /// Formats a UNIX time as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -351,6 +351,109 @@ extrapolated = highest clean load &divide; target core busy fraction there.</p>\
     h
 }
 
+/// The report page for media runs `records` and SIP scenario runs `sip`
+/// (Strait's `signalling` and `calls`: their own tables, after the media runs).
+pub fn render_all(records: &[RunRecord], sip: &[crate::record::SipRunRecord]) -> String {
+    let page = render(records);
+    if sip.is_empty() {
+        return page;
+    }
+    let mut h = String::from("<h2>SIP scenarios (Strait)</h2>\n");
+    for r in sip {
+        let _ = writeln!(
+            h,
+            "<h3>{}</h3>\n<p>{} &mdash; <code>strait-loadtest {}</code>; target <code>strait</code> on cores {:?}; {} connections; stop: {}{}</p>",
+            esc(&r.label),
+            esc(&r.summary),
+            esc(&r.command),
+            r.target.cores,
+            r.config.connections,
+            esc(&r.stop),
+            r.error.as_deref().map_or(String::new(), |e| format!("; <span class=bad>error: {}</span>", esc(e))),
+        );
+        if !r.rate_steps.is_empty() {
+            h.push_str("<table><tr><th>offered /s</th><th>achieved /s</th><th>ok</th><th class=l>failures</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>BYE p99 ms</th><th>strait CPU</th><th>with data plane</th><th>target cores busy</th><th>gen CPU</th><th>sched late p99 ms</th><th class=l>verdict</th></tr>\n");
+            for s in &r.rate_steps {
+                let failures: Vec<String> = s
+                    .primary
+                    .failures
+                    .iter()
+                    .chain(s.bye.iter().flat_map(|b| b.failures.iter()))
+                    .map(|(k, v)| format!("{} &times; {v}", esc(k)))
+                    .collect();
+                let pc = |x: Option<f64>| {
+                    x.map_or("&mdash;".to_string(), |v| format!("{:.0}%", v * 100.0))
+                };
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{:.0}</td><td>{:.1}</td><td>{}</td><td class=l>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.1}</td><td class=l{}>{}</td></tr>",
+                    s.offered_rate,
+                    s.achieved_rate,
+                    s.primary.ok,
+                    if failures.is_empty() { "0".to_string() } else { failures.join(", ") },
+                    s.primary.latency.p50_ms,
+                    s.primary.latency.p99_ms,
+                    s.primary.latency.max_ms,
+                    s.bye.as_ref().map_or("&mdash;".to_string(), |b| format!("{:.1}", b.latency.p99_ms)),
+                    pc(s.strait_cores),
+                    pc(s.target_cpu.process_cores),
+                    pc(s.target_cpu.busy),
+                    s.gen_cpu * 100.0,
+                    s.sched_late_p99_ms,
+                    if s.clean { "" } else { " class=bad" },
+                    if s.clean { "clean".to_string() } else { esc(&s.reason) },
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        if !r.call_steps.is_empty() {
+            h.push_str("<table><tr><th>calls</th><th>from browsers</th><th>from legacy</th><th>setup failures</th><th>setup p99 ms (b&rarr;l / l&rarr;b)</th><th>ICE+DTLS p99 ms</th><th>loss b&rarr;l</th><th>loss l&rarr;b</th><th>p99 ms b&rarr;l</th><th>p99 ms l&rarr;b</th><th>target busy</th><th>gen CPU</th><th class=l>verdict</th></tr>\n");
+            for s in &r.call_steps {
+                let m = &s.media;
+                let failed = s.setup_from_browser.failures.values().sum::<u64>()
+                    + s.setup_from_legacy.failures.values().sum::<u64>();
+                let verdict = if m.verdict.clean() && failed == 0 {
+                    "clean".to_string()
+                } else {
+                    let mut v = Vec::new();
+                    if failed > 0 {
+                        v.push(format!("{failed} setups failed"));
+                    }
+                    if !m.verdict.sla_ok {
+                        v.push(m.verdict.sla_reason.clone());
+                    }
+                    if m.verdict.gen_saturated {
+                        v.push(format!("generator saturated: {}", m.verdict.gen_reason));
+                    }
+                    v.join("; ")
+                };
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{failed}</td><td>{:.0} / {:.0}</td><td>{:.0}</td><td>{:.3}%</td><td>{:.3}%</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{:.0}%</td><td class=l>{}</td></tr>",
+                    m.calls,
+                    s.browser_calls,
+                    s.legacy_calls,
+                    s.setup_from_browser.latency.p99_ms,
+                    s.setup_from_legacy.latency.p99_ms,
+                    s.media_setup.p99_ms,
+                    m.a_to_b.loss * 100.0,
+                    m.b_to_a.loss * 100.0,
+                    m.a_to_b.latency.p99_ms,
+                    m.b_to_a.latency.p99_ms,
+                    m.target_cpu.busy.map_or("&mdash;".into(), |b| format!("{:.0}%", b * 100.0)),
+                    m.generator.cpu * 100.0,
+                    esc(&verdict),
+                );
+            }
+            h.push_str("</table>\n");
+        }
+    }
+    match page.rfind("</body>") {
+        Some(i) => format!("{}{h}{}", &page[..i], &page[i..]),
+        None => page + &h,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,6 +545,7 @@ mod tests {
             error: None,
             summary: "summary & more".into(),
             elapsed_secs: 30.0,
+            first_call: None,
         }
     }
 
@@ -475,6 +579,64 @@ mod tests {
         assert!(html.contains("SLA broken: p99 9.00 ms"));
         // 3 + 4 step rows.
         assert_eq!(html.matches("<tr><td>").count(), 7);
+    }
+
+    #[test]
+    fn renders_sip_runs_after_the_media_runs() {
+        let media = record("media", &[0.2], &[1.0]);
+        let mut rate = RateStepRecord {
+            offered_rate: 200.0,
+            scheduled: 2000,
+            achieved_rate: 199.5,
+            clean: false,
+            reason: "3 failed <x>".into(),
+            ..RateStepRecord::default()
+        };
+        rate.primary.ok = 1997;
+        rate.primary.failures.insert("REGISTER 503".into(), 3);
+        let call = CallStepRecord {
+            browser_calls: 5,
+            legacy_calls: 5,
+            setup_from_browser: OpFigures::default(),
+            setup_from_legacy: OpFigures::default(),
+            media_setup: crate::stats::Percentiles::default(),
+            ended_early: 0,
+            media: media.steps[0].clone(),
+        };
+        let sip = SipRunRecord {
+            tool: "t".into(),
+            started_utc: "2026-01-01T00:00:00Z".into(),
+            label: "strait signalling".into(),
+            scenario: "signalling-register".into(),
+            target: media.target.clone(),
+            command: "signalling --op register --rate 200".into(),
+            config: SipConfigRecord::default(),
+            baseline_core_busy: Vec::new(),
+            rate_steps: vec![rate],
+            call_steps: vec![call],
+            stop: "sla_broken".into(),
+            sustained_rate: None,
+            max_clean_calls: None,
+            error: None,
+            summary: "sum".into(),
+            elapsed_secs: 1.0,
+        };
+        // The record survives JSON, and is not mistaken for a media record.
+        let json = serde_json::to_string(&sip).unwrap();
+        let back: SipRunRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.rate_steps[0].primary.failures["REGISTER 503"], 3);
+        assert!(serde_json::from_str::<RunRecord>(&json).is_err());
+        let html = render_all(std::slice::from_ref(&media), &[sip]);
+        assert!(html.contains("SIP scenarios (Strait)"));
+        assert!(html.contains("REGISTER 503 &times; 3"));
+        assert!(html.contains("3 failed &lt;x&gt;"));
+        assert!(html.contains("strait-loadtest signalling --op register --rate 200"));
+        assert!(html.find("SIP scenarios").unwrap() > html.find("media").unwrap());
+        assert!(html.trim_end().ends_with("</html>"));
+        assert_eq!(
+            render_all(std::slice::from_ref(&media), &[]),
+            render(&[media])
+        );
     }
 
     #[test]

@@ -15,15 +15,17 @@ use crate::ramp::{self, Decision, RampPlan, Sla, StepFigures, StopReason};
 use crate::record::{
     utc_string, ConfigRecord, GenRecord, RunRecord, StepRecord, TargetCpuRecord, TargetRecord,
 };
-use crate::scenario::{self, PortAllocator, Scenario, SetupError};
+use crate::scenario::{self, CallTrace, PortAllocator, Scenario, SetupContext, SetupError};
 use crate::stats::{new_histogram, DirAcc, Percentiles};
-use crate::target::{RtpengineOptions, Target};
+use crate::target::{RtpengineOptions, StraitOptions, Target};
 
 /// Which target to drive.
 #[derive(Debug, Clone)]
 pub enum TargetChoice {
     /// Start rtpengine with these options.
     Rtpengine(RtpengineOptions),
+    /// Start Strait with these options.
+    Strait(StraitOptions),
     /// Use the ng target already listening here.
     Ng(SocketAddr),
 }
@@ -102,10 +104,21 @@ struct CpuSnap {
     wall: Instant,
 }
 
-fn snapshot(target_pid: Option<u32>, tids: &[u32]) -> CpuSnap {
+/// CPU seconds of the target's processes (None when the main one is unknown
+/// or gone); helpers that cannot be read count nothing.
+fn target_cpu(pids: &[u32]) -> Option<f64> {
+    let (&main, helpers) = pids.split_first()?;
+    let mut total = cpu::read_pid_cpu(main).ok()?;
+    for &h in helpers {
+        total += cpu::read_pid_cpu(h).unwrap_or(0.0);
+    }
+    Some(total)
+}
+
+fn snapshot(target_pids: &[u32], tids: &[u32]) -> CpuSnap {
     CpuSnap {
         cores: cpu::read_cores().unwrap_or_default(),
-        target: target_pid.and_then(|p| cpu::read_pid_cpu(p).ok()),
+        target: target_cpu(target_pids),
         gen: tids
             .iter()
             .map(|&t| cpu::read_thread_cpu(t).unwrap_or(0.0))
@@ -123,12 +136,13 @@ fn wait_with_progress(
     threads: &[GenThread],
 ) {
     let live = |threads: &[GenThread]| {
-        threads.iter().fold((0u64, 0u64, 0u64), |acc, t| {
+        threads.iter().fold((0u64, 0u64, 0u64, 0u64), |acc, t| {
             use std::sync::atomic::Ordering::Relaxed;
             (
                 acc.0 + t.live.sent.load(Relaxed),
                 acc.1 + t.live.received.load(Relaxed),
                 acc.2 + t.live.errors.load(Relaxed),
+                acc.3 + t.live.control.load(Relaxed),
             )
         })
     };
@@ -146,10 +160,15 @@ fn wait_with_progress(
             p,
             t0,
             &format!(
-                "{what}: tx {:.0} pkt/s, rx {:.0} pkt/s, rx errors {}",
+                "{what}: tx {:.0} pkt/s, rx {:.0} pkt/s, rx errors {}{}",
                 (cur.0 - last.1 .0) as f64 / dt,
                 (cur.1 - last.1 .1) as f64 / dt,
-                cur.2
+                cur.2,
+                if cur.3 > 0 {
+                    format!(", STUN/DTLS/RTCP received {}", cur.3)
+                } else {
+                    String::new()
+                }
             ),
         );
         last = (Instant::now(), cur);
@@ -166,6 +185,8 @@ struct Runner<'a> {
     gen_cores_used: usize,
     call_ids: Vec<String>,
     window_id: u64,
+    setup: SetupContext,
+    first_call: Option<CallTrace>,
 }
 
 /// The value of a fraction as a percent string.
@@ -192,7 +213,35 @@ impl Runner<'_> {
             if Instant::now() >= self.deadline {
                 return Err("time limit reached during call setup".into());
             }
-            match scenario::setup_call(ng, self.o.scenario, id, ports, run_tag) {
+            let mut trace = CallTrace::default();
+            let result = scenario::setup_call(
+                ng,
+                &self.setup,
+                id,
+                ports,
+                run_tag,
+                (id == 0).then_some(&mut trace),
+            );
+            if id == 0 {
+                if let Some(h) = &trace.handshake {
+                    say(
+                        self.p,
+                        self.t0,
+                        &format!(
+                            "call 0: WebRTC leg B: ICE {} ({} checks sent, {} answered by the target, {} of its checks answered{}), SRTP {} after {} ms",
+                            h.ice_role,
+                            h.checks_sent,
+                            h.checks_succeeded,
+                            h.peer_checks_answered,
+                            if h.nominated_by_peer { ", nominated by it" } else { "" },
+                            h.srtp_suite.as_deref().unwrap_or("none"),
+                            h.dtls_ms.map_or("?".into(), |m| m.to_string()),
+                        ),
+                    );
+                }
+                self.first_call = Some(trace);
+            }
+            match result {
                 Ok(call) => {
                     self.call_ids.push(call.call_id);
                     batches[id as usize % n_threads].push(call.spec);
@@ -229,11 +278,11 @@ impl Runner<'_> {
         &mut self,
         calls: u32,
         setup_secs: f64,
-        target_pid: Option<u32>,
+        target_pids: &[u32],
     ) -> Result<StepRecord, String> {
         let o = self.o;
         let tids: Vec<u32> = self.threads.iter().map(|t| t.tid).collect();
-        let before = snapshot(target_pid, &tids);
+        let before = snapshot(target_pids, &tids);
         let start = mono_ns();
         let len_ns = (o.step_secs * 1e9) as u64;
         let drain_ns = o.drain_ms * 1_000_000;
@@ -254,7 +303,7 @@ impl Runner<'_> {
             &format!("{calls} calls: measuring"),
             &self.threads,
         );
-        let after = snapshot(target_pid, &tids);
+        let after = snapshot(target_pids, &tids);
         let mut dirs = [DirAcc::new(), DirAcc::new()];
         let mut late = new_histogram();
         let (mut send_errors, mut skipped, mut reanchors) = (0, 0, 0);
@@ -469,11 +518,13 @@ pub fn run(o: &RunOptions, progress: &mut dyn Write) -> RunRecord {
         target: TargetRecord {
             kind: match &o.target {
                 TargetChoice::Rtpengine(_) => "rtpengine".into(),
+                TargetChoice::Strait(_) => "strait".into(),
                 TargetChoice::Ng(_) => "ng".into(),
             },
             version: None,
             ng: match &o.target {
                 TargetChoice::Rtpengine(r) => r.ng.to_string(),
+                TargetChoice::Strait(s) => s.ng.to_string(),
                 TargetChoice::Ng(a) => a.to_string(),
             },
             pid: o.target_pid,
@@ -500,6 +551,7 @@ pub fn run(o: &RunOptions, progress: &mut dyn Write) -> RunRecord {
         error: None,
         summary: String::new(),
         elapsed_secs: 0.0,
+        first_call: None,
     };
     let (stop, error) = run_inner(o, progress, t0, deadline, &mut record);
     record.stop = stop;
@@ -571,6 +623,32 @@ fn run_inner(
                 Err(e) => return (StopReason::Error, Some(e)),
             }
         }
+        TargetChoice::Strait(s) => {
+            say(
+                p,
+                t0,
+                &format!(
+                    "starting {} on cores {:?}, ng {}",
+                    s.bin.display(),
+                    s.cores,
+                    s.ng
+                ),
+            );
+            match Target::start_strait(s) {
+                Ok(t) => {
+                    say(
+                        p,
+                        t0,
+                        &format!(
+                            "strait pid {:?}, data plane pids {:?}",
+                            t.pid, t.helper_pids
+                        ),
+                    );
+                    t
+                }
+                Err(e) => return (StopReason::Error, Some(e)),
+            }
+        }
         TargetChoice::Ng(a) => match Target::external(*a, o.target_pid) {
             Ok(t) => t,
             Err(e) => return (StopReason::Error, Some(e)),
@@ -579,7 +657,15 @@ fn run_inner(
     record.target.version = target.version.clone();
     record.target.pid = target.pid;
     record.label = o.label.clone().unwrap_or_default();
-    let target_pid = target.pid;
+    let target_pids: Vec<u32> = target
+        .pid
+        .into_iter()
+        .chain(target.helper_pids.iter().copied())
+        .collect();
+    let setup = match SetupContext::new(o.scenario) {
+        Ok(s) => s,
+        Err(e) => return (StopReason::Error, Some(e)),
+    };
 
     let opus = if o.scenario == Scenario::Transcode {
         match scenario::opus_frames(50) {
@@ -631,6 +717,8 @@ fn run_inner(
         gen_cores_used,
         call_ids: Vec::new(),
         window_id: 0,
+        setup,
+        first_call: None,
     };
     let run_tag = format!("slt{}-{}", std::process::id(), mono_ns() % 1_000_000_007);
     let mut ports = PortAllocator::new(o.local_ip, o.gen_ports.0, o.gen_ports.1);
@@ -661,7 +749,11 @@ fn run_inner(
                 calls * 100
             ),
         );
-        let setup_secs = match runner.grow(&mut ng, &mut ports, &run_tag, calls) {
+        let grown = runner.grow(&mut ng, &mut ports, &run_tag, calls);
+        if record.first_call.is_none() {
+            record.first_call = runner.first_call.take();
+        }
+        let setup_secs = match grown {
             Ok(s) => s,
             Err(e) => break (StopReason::Error, Some(e)),
         };
@@ -676,7 +768,7 @@ fn run_inner(
         if !target.alive() {
             break (StopReason::Error, Some("the target process exited".into()));
         }
-        let step = match runner.measure(calls, setup_secs, target_pid) {
+        let step = match runner.measure(calls, setup_secs, &target_pids) {
             Ok(s) => s,
             Err(e) => break (StopReason::Error, Some(e)),
         };

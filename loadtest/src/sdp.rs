@@ -1,8 +1,9 @@
 //! The little SDP the load generator needs: building one-audio-stream
 //! offers and answers, and reading the target's rewritten SDP (address,
-//! port, profile, payload types, rtpmaps, SDES crypto).
+//! port, profile, payload types, rtpmaps, SDES crypto, and for WebRTC legs
+//! ICE credentials, candidates, DTLS fingerprint and setup role).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// One `m=audio` section to generate.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct MediaDesc {
     pub fmtp: Vec<(u8, String)>,
     /// SDES `a=crypto` line contents after `a=crypto:`.
     pub crypto: Option<String>,
+    /// Further media-level attributes, without `a=` (ICE, DTLS, rtcp-mux).
+    pub attrs: Vec<String>,
     /// Session id in `o=`.
     pub session_id: u64,
 }
@@ -47,6 +50,9 @@ impl MediaDesc {
         if let Some(c) = &self.crypto {
             s.push_str(&format!("a=crypto:{c}\r\n"));
         }
+        for a in &self.attrs {
+            s.push_str(&format!("a={a}\r\n"));
+        }
         s.push_str("a=ptime:20\r\na=sendrecv\r\n");
         s
     }
@@ -67,6 +73,52 @@ pub struct ParsedMedia {
     pub rtpmaps: Vec<(u8, String)>,
     /// `a=crypto` values (`tag suite inline:key...`).
     pub cryptos: Vec<String>,
+    /// `a=ice-ufrag` (media level, else session level).
+    pub ice_ufrag: Option<String>,
+    /// `a=ice-pwd` (media level, else session level).
+    pub ice_pwd: Option<String>,
+    /// `a=ice-lite` at session or media level.
+    pub ice_lite: bool,
+    /// `a=candidate` lines that parsed (UDP only).
+    pub candidates: Vec<Candidate>,
+    /// `a=fingerprint` values (`sha-256 AB:CD:...`), media level, else session level.
+    pub fingerprints: Vec<String>,
+    /// `a=setup` value (`actpass`, `active`, `passive`).
+    pub setup: Option<String>,
+    /// `a=rtcp-mux` present.
+    pub rtcp_mux: bool,
+}
+
+/// One UDP ICE candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Component id (1 = RTP, 2 = RTCP).
+    pub component: u32,
+    /// Priority.
+    pub priority: u32,
+    /// Transport address.
+    pub addr: SocketAddr,
+    /// Candidate type (`host`, `srflx`, `prflx`, `relay`).
+    pub typ: String,
+}
+
+impl Candidate {
+    /// Parses the value of an `a=candidate:` attribute (after the colon):
+    /// `foundation component transport priority address port typ TYPE ...`.
+    /// Only UDP candidates are returned.
+    pub fn parse(value: &str) -> Option<Candidate> {
+        let f: Vec<&str> = value.split_whitespace().collect();
+        if f.len() < 8 || !f[2].eq_ignore_ascii_case("udp") || f[6] != "typ" {
+            return None;
+        }
+        let ip: IpAddr = f[4].parse().ok()?;
+        Some(Candidate {
+            component: f[1].parse().ok()?,
+            priority: f[3].parse().ok()?,
+            addr: SocketAddr::new(ip, f[5].parse().ok()?),
+            typ: f[7].to_string(),
+        })
+    }
 }
 
 impl ParsedMedia {
@@ -87,6 +139,7 @@ impl ParsedMedia {
 /// port is not a number.
 pub fn parse(sdp: &str) -> Option<ParsedMedia> {
     let mut m = ParsedMedia::default();
+    let mut session = ParsedMedia::default();
     let mut session_addr = None;
     let mut in_audio = false;
     let mut seen_audio = false;
@@ -122,7 +175,15 @@ pub fn parse(sdp: &str) -> Option<ParsedMedia> {
                 }
             } else if let Some(rest) = line.strip_prefix("a=crypto:") {
                 m.cryptos.push(rest.to_string());
+            } else if let Some(rest) = line.strip_prefix("a=candidate:") {
+                m.candidates.extend(Candidate::parse(rest));
+            } else if line == "a=rtcp-mux" {
+                m.rtcp_mux = true;
+            } else {
+                transport_attr(&mut m, line);
             }
+        } else if !seen_media {
+            transport_attr(&mut session, line);
         }
     }
     if !seen_audio {
@@ -131,7 +192,29 @@ pub fn parse(sdp: &str) -> Option<ParsedMedia> {
     if m.addr.is_none() {
         m.addr = session_addr;
     }
+    m.ice_ufrag = m.ice_ufrag.or(session.ice_ufrag);
+    m.ice_pwd = m.ice_pwd.or(session.ice_pwd);
+    m.ice_lite |= session.ice_lite;
+    if m.fingerprints.is_empty() {
+        m.fingerprints = session.fingerprints;
+    }
+    m.setup = m.setup.or(session.setup);
     Some(m)
+}
+
+/// The ICE and DTLS attributes allowed at session and media level.
+fn transport_attr(m: &mut ParsedMedia, line: &str) {
+    if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+        m.ice_ufrag = Some(v.trim().to_string());
+    } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
+        m.ice_pwd = Some(v.trim().to_string());
+    } else if line == "a=ice-lite" {
+        m.ice_lite = true;
+    } else if let Some(v) = line.strip_prefix("a=fingerprint:") {
+        m.fingerprints.push(v.trim().to_string());
+    } else if let Some(v) = line.strip_prefix("a=setup:") {
+        m.setup = Some(v.trim().to_string());
+    }
 }
 
 /// Reads an SDES `a=crypto` value (`1 AES_CM_128_HMAC_SHA1_80 inline:KEY[|...]`):
@@ -162,6 +245,7 @@ mod tests {
             ],
             fmtp: vec![(101, "0-15".into())],
             crypto: Some("1 AES_CM_128_HMAC_SHA1_80 inline:QUJD".into()),
+            attrs: vec!["rtcp-mux".into(), "setup:active".into()],
             session_id: 7,
         };
         let text = d.render();
@@ -177,6 +261,50 @@ mod tests {
             parse_crypto(&p.cryptos[0]),
             Some(("AES_CM_128_HMAC_SHA1_80", "QUJD"))
         );
+        assert!(p.rtcp_mux);
+        assert_eq!(p.setup.as_deref(), Some("active"));
+    }
+
+    #[test]
+    fn webrtc_transport_attributes() {
+        // rtpengine's offer toward a WebRTC peer (ICE=force, UDP/TLS/RTP/SAVPF, rtcp-mux offer).
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 30000 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n\
+                   a=rtcp:30001\r\na=rtcp-mux\r\na=setup:actpass\r\n\
+                   a=fingerprint:sha-256 D9:0F:66:00:BE:72:FA:B8:93:1B:82:FA:AE:0A:8C:19:9E:20:F6:98:A1:F0:25:7B:14:8A:F1:97:27:D1:69:A9\r\n\
+                   a=ice-ufrag:8DIXPWWH\r\na=ice-pwd:dQ80pHsro5AUYUbEgiMjciuZKm\r\n\
+                   a=candidate:SYcj 1 UDP 2130706431 127.0.0.1 30000 typ host\r\n\
+                   a=candidate:SYcj 2 UDP 2130706430 127.0.0.1 30001 typ host\r\n\
+                   a=candidate:T 1 TCP 1 127.0.0.1 9 typ host tcptype active\r\n";
+        let p = parse(sdp).unwrap();
+        assert_eq!(p.proto, "UDP/TLS/RTP/SAVPF");
+        assert_eq!(p.ice_ufrag.as_deref(), Some("8DIXPWWH"));
+        assert_eq!(p.ice_pwd.as_deref(), Some("dQ80pHsro5AUYUbEgiMjciuZKm"));
+        assert!(!p.ice_lite && p.rtcp_mux);
+        assert_eq!(p.setup.as_deref(), Some("actpass"));
+        assert_eq!(p.fingerprints.len(), 1);
+        assert!(p.fingerprints[0].starts_with("sha-256 D9:0F"));
+        assert_eq!(p.candidates.len(), 2);
+        assert_eq!(
+            p.candidates[0],
+            Candidate {
+                component: 1,
+                priority: 2130706431,
+                addr: "127.0.0.1:30000".parse().unwrap(),
+                typ: "host".into()
+            }
+        );
+        // Session-level ICE-lite credentials and fingerprint (Strait's style).
+        let lite =
+            "v=0\r\na=ice-lite\r\na=ice-ufrag:U\r\na=ice-pwd:P\r\na=fingerprint:sha-256 AA\r\n\
+                    m=audio 1 UDP/TLS/RTP/SAVPF 0\r\na=ice-ufrag:M\r\n";
+        let p = parse(lite).unwrap();
+        assert!(p.ice_lite);
+        assert_eq!(p.ice_ufrag.as_deref(), Some("M"));
+        assert_eq!(p.ice_pwd.as_deref(), Some("P"));
+        assert_eq!(p.fingerprints, vec!["sha-256 AA".to_string()]);
+        assert_eq!(Candidate::parse("1 1 UDP x 127.0.0.1 5 typ host"), None);
+        assert_eq!(Candidate::parse("1 1 UDP 5 127.0.0.1 5 host"), None);
     }
 
     #[test]
