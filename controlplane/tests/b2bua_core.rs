@@ -10,21 +10,16 @@
 
 #[path = "sdp_fixtures/mod.rs"]
 mod fixtures;
+mod media_core;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use strait::auth::client_authorization;
-use strait::config::Config;
-use strait::dtls::{Certificate, DtlsConfig, DtlsContext};
-use strait::media::MediaEngine;
-use strait::registrar::{Registrar, RegistrarSettings};
 use strait::signalling::core::Core;
 use strait::sip::transport::TransportEvent;
 use strait::sip::txn::Destination;
 use strait::sip::{FlowId, HeaderName, Message, Request, Response, Transport};
 use strait_rules::abi::{Kind, LegRule};
-use strait_rules::region::RegionLayout;
-use strait_rules::ring::RingGeometry;
 
 const NEXT_HOP: &str = "127.0.0.1:17090";
 
@@ -33,40 +28,7 @@ fn core() -> Core {
         "state_dir = \"/nonexistent\"\n[routing]\ndefault_next_hop = \"sip:{NEXT_HOP}\"\nno_answer_timeout_s = 5\n\
          [registrar]\npersist = false\n"
     );
-    let config = Config::from_toml(&toml).expect("config");
-    let mut settings = RegistrarSettings::from_config(&config);
-    settings.store_path = None;
-    let (registrar, _) =
-        Registrar::open(settings, Instant::now(), SystemTime::now()).expect("in memory");
-    // xorshift64: deterministic, and no short cycle (tags and branches
-    // must not repeat within a test).
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let rng = move |buf: &mut [u8]| {
-        for b in buf {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    };
-    let cert = Certificate::generate().expect("cert");
-    let ctx = DtlsContext::new(&cert, DtlsConfig::default()).expect("ctx");
-    let layout = RegionLayout {
-        workers: 2,
-        ring: RingGeometry {
-            capacity: 64,
-            slot_size: 2048,
-        },
-        max_legs: 64,
-        port_min: 30000,
-        port_max: 30099,
-    };
-    Core::with_media(
-        &config,
-        registrar,
-        Box::new(rng),
-        Some(MediaEngine::new(layout, ctx)),
-    )
+    media_core::core(&toml, 0x9E37_79B9_7F4A_7C15)
 }
 
 fn ws_flow() -> FlowId {

@@ -15,55 +15,19 @@
 
 #[path = "sdp_fixtures/mod.rs"]
 mod fixtures;
+mod media_core;
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use strait::config::Config;
-use strait::dtls::{Certificate, DtlsConfig, DtlsContext};
-use strait::media::MediaEngine;
 use strait::ng::{NgConfig, NgServer, NgTransport};
-use strait::registrar::{Registrar, RegistrarSettings};
 use strait::sdp::{MediaInfo, SessionDescription};
 use strait::signalling::core::Core;
 use strait_rules::abi::{flags, Kind, LegRule};
-use strait_rules::region::RegionLayout;
-use strait_rules::ring::RingGeometry;
 
 fn core(extra: &str) -> Core {
     let toml = format!("state_dir = \"/nonexistent\"\n[registrar]\npersist = false\n{extra}");
-    let config = Config::from_toml(&toml).expect("config");
-    let mut settings = RegistrarSettings::from_config(&config);
-    settings.store_path = None;
-    let (registrar, _) =
-        Registrar::open(settings, Instant::now(), SystemTime::now()).expect("in memory");
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let rng = move |buf: &mut [u8]| {
-        for b in buf {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    };
-    let cert = Certificate::generate().expect("cert");
-    let ctx = DtlsContext::new(&cert, DtlsConfig::default()).expect("ctx");
-    let layout = RegionLayout {
-        workers: 2,
-        ring: RingGeometry {
-            capacity: 64,
-            slot_size: 2048,
-        },
-        max_legs: 64,
-        port_min: 30000,
-        port_max: 30099,
-    };
-    Core::with_media(
-        &config,
-        registrar,
-        Box::new(rng),
-        Some(MediaEngine::new(layout, ctx)),
-    )
+    media_core::core(&toml, 0x2545_F491_4F6C_DD1D)
 }
 
 /// A tiny bencode writer for requests (the server parses them for real).

@@ -124,6 +124,19 @@ pub fn busy_of(cores: &[usize], before: &[CoreTimes], after: &[CoreTimes]) -> (f
     (mean, per)
 }
 
+/// How busy each of `cores` (deduplicated, sorted) was over one second,
+/// sampled before a run: other tenants distort the figures.
+pub fn baseline(cores: impl IntoIterator<Item = usize>) -> Vec<(usize, f64)> {
+    let mut cores: Vec<usize> = cores.into_iter().collect();
+    cores.sort_unstable();
+    cores.dedup();
+    let b0 = read_cores().unwrap_or_default();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let b1 = read_cores().unwrap_or_default();
+    let (_, per) = busy_of(&cores, &b0, &b1);
+    cores.into_iter().zip(per).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

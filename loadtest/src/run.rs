@@ -586,14 +586,7 @@ fn run_inner(
         );
     }
     // How busy are our cores before we start? (Other tenants distort the figures.)
-    let mut cores: Vec<usize> = o.target_cores.iter().chain(&o.gen_cores).copied().collect();
-    cores.sort_unstable();
-    cores.dedup();
-    let b0 = cpu::read_cores().unwrap_or_default();
-    std::thread::sleep(Duration::from_secs(1));
-    let b1 = cpu::read_cores().unwrap_or_default();
-    let (_, per) = cpu::busy_of(&cores, &b0, &b1);
-    record.baseline_core_busy = cores.iter().copied().zip(per).collect();
+    record.baseline_core_busy = cpu::baseline(o.target_cores.iter().chain(&o.gen_cores).copied());
     let shown: Vec<String> = record
         .baseline_core_busy
         .iter()

@@ -170,10 +170,26 @@ pub fn rtpengine_version(bin: &Path) -> Option<String> {
     text.split_whitespace().nth(1).map(str::to_string)
 }
 
-fn log_tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of a log file.
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Polls `child` every 50 ms until it exits; false if it still runs after
+/// `within`.
+pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until the ng address answers `ping` (bounded by `within`); `child`
@@ -385,16 +401,7 @@ impl Target {
         };
         // The pid is still ours: we hold the Child, it has not been reaped.
         signal(child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(8);
-        let mut exited = false;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                exited = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !exited {
+        if !wait_exit(&mut child, Duration::from_secs(8)) {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -33,8 +33,9 @@ use super::reply::{
     StreamInfo, StreamStats, TagInfo, TotalStatistics,
 };
 use crate::dtls::{self, Role};
-use crate::media::SdesSetup;
-use crate::media::{DtlsSetup, LegId, LegSetup, MediaEngine, MediaError, MediaEvent, Pair};
+use crate::media::{
+    DtlsSetup, LegId, LegSetup, MediaEngine, MediaError, MediaEvent, Pair, SdesSetup,
+};
 use crate::sdp::{
     find_audio, Attribute, Candidate, Codec, CodecKind, Connection, Crypto, IceCredentials,
     MediaInfo, RandomSource, SessionDescription, Setup, SrtpMasterKey, SrtpSuite,

@@ -176,14 +176,7 @@ pub fn baseline(
 ) -> Result<(), String> {
     crate::generator::pin_current_thread(&c.gen_cores)
         .map_err(|e| format!("pinning to {:?}: {e}", c.gen_cores))?;
-    let mut cores: Vec<usize> = c.target_cores.iter().chain(&c.gen_cores).copied().collect();
-    cores.sort_unstable();
-    cores.dedup();
-    let b0 = cpu::read_cores().unwrap_or_default();
-    std::thread::sleep(Duration::from_secs(1));
-    let b1 = cpu::read_cores().unwrap_or_default();
-    let (_, per) = cpu::busy_of(&cores, &b0, &b1);
-    r.baseline_core_busy = cores.iter().copied().zip(per).collect();
+    r.baseline_core_busy = cpu::baseline(c.target_cores.iter().chain(&c.gen_cores).copied());
     let shown: Vec<String> = r
         .baseline_core_busy
         .iter()

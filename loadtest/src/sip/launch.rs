@@ -98,29 +98,6 @@ pub struct Strait {
     child: Option<Child>,
 }
 
-fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Child PIDs of `pid` (from `/proc/<pid>/task/*/children`).
-pub fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-            out.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    out
-}
-
 impl Strait {
     /// Writes the configuration and starts Strait; waits (up to 20 s) for
     /// "ready".
@@ -194,12 +171,12 @@ impl Strait {
                 break;
             }
             if !s.alive() {
-                let tail = log_tail(&o.log, 12);
+                let tail = crate::target::log_tail(&o.log, 12);
                 s.stop();
                 return Err(format!("strait exited during startup:\n{tail}"));
             }
             if Instant::now() >= deadline {
-                let tail = log_tail(&o.log, 12);
+                let tail = crate::target::log_tail(&o.log, 12);
                 s.stop();
                 return Err(format!("strait not ready within 20 s:\n{tail}"));
             }
@@ -217,7 +194,7 @@ impl Strait {
     /// PIDs to account CPU to: Strait and the data plane it spawned.
     pub fn pids(&self) -> Vec<u32> {
         let mut v = vec![self.pid];
-        v.extend(children(self.pid));
+        v.extend(crate::target::children_of(self.pid));
         v
     }
 
@@ -243,16 +220,7 @@ impl Strait {
         // SAFETY: signalling our own child by its pid; it has not been
         // reaped yet (we hold the Child), so the pid is still ours.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(8);
-        let mut exited = false;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                exited = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !exited {
+        if !crate::target::wait_exit(&mut child, Duration::from_secs(8)) {
             // SAFETY: the process group we created for the child (setpgid in
             // pre_exec): only it and the data plane it spawned are in it.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
