@@ -7,10 +7,17 @@
 # the generator to core 0. The generator is the rtpengine anchor's rtpload (../shared/anchors/rtpengine,
 # compiled here into target/relay-bench), which measures loss, one-way latency and the relay's own CPU.
 #
-#   RELAYS    default "strait-uring strait-mmsg rtpengine"
+#   RELAYS    default "strait-uring strait-mmsg rtpengine"; "null" adds the anchor's trivial epoll forwarder
+#             (plain variant only: a floor for "any relay" on this box)
 #   VARIANTS  default "plain srtp"
 #   STRAIT_ARGS  extra strait-dataplane options (e.g. "--coalesce-us 400")
+#   PERF=1    also record a call-graph CPU profile of each Strait run (perf record -e cpu-clock -g, after the
+#             warm-up) into target/relay-bench/perf-<relay>-<variant>.data (read with perf report -i FILE)
 #   RPS=1     steer loopback receive processing to the generator's core (see below)
+#   REPS=N    repeat the whole set N times, interleaved (relay by relay, so noise from other tenants falls on all
+#             relays alike), and report per relay the median busy fraction and the worst loss and p99
+#   STRAIT_BIN  directory holding strait-dataplane and strait-dpctl (default target/release; for A/B runs, list
+#             the same relay twice as strait-uring and strait-uring@/other/dir)
 #
 # Prints one line per run and a table; "per_cpu_s" = relayed packets/s / relay CPU fraction (the
 # anchor's FINDINGS.md explains why relays are compared this way on a 2-core box).
@@ -36,9 +43,10 @@ fi
 
 OUT=$ROOT/target/relay-bench
 mkdir -p "$OUT"
-(cd "$ROOT" && cargo build --release --locked -q -p strait-dataplane)
+[ -n "${STRAIT_BIN:-}" ] || (cd "$ROOT" && cargo build --release --locked -q -p strait-dataplane)
 gcc -O2 -Wall -Wno-deprecated-declarations -o "$OUT/rtpload" "$ANCHOR/rtpload.c" -lsrtp2 -lssl -lcrypto -lm
-BIN=$ROOT/target/release
+gcc -O2 -Wall -o "$OUT/nullrelay" "$ANCHOR/nullrelay.c"
+BIN=${STRAIT_BIN:-$ROOT/target/release}
 WARMUP=4
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
@@ -49,26 +57,49 @@ wait_for() { # file pattern seconds
     echo "compare.sh: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
-run_strait() { # io variant
-    local io=$1 variant=$2 shm=/dev/shm/strait-bench-$$
-    taskset -c 1 "$BIN/strait-dataplane" --shm "$shm" --cores 1 --io "$io" ${STRAIT_ARGS:-} \
+run_strait() { # io variant [bin-dir label]
+    local io=$1 variant=$2 bin=${3:-$BIN} label=${4:-strait-$1} shm=/dev/shm/strait-bench-$$
+    rm -f "$OUT/dataplane.log"   # else wait_for can see the previous run's "ready" before the shell truncates it
+    taskset -c 1 "$bin/strait-dataplane" --shm "$shm" --cores 1 --io "$io" ${STRAIT_ARGS:-} \
         --port-min 30000 --port-max 39999 >"$OUT/dataplane.log" 2>&1 &
     local dp=$!; PIDS+=("$dp")
     wait_for "$OUT/dataplane.log" ready 10
-    taskset -c 0 "$BIN/strait-dpctl" relay --shm "$shm" --streams "$STREAMS" --variant "$variant" \
-        --a-base 10000 --b-base 20000 --pairs-out "$OUT/pairs.txt" >/dev/null
+    local perf_pid=
+    if [ "${PERF:-0}" = 1 ]; then
+        (sleep 2; exec perf record -q -e cpu-clock -F 2000 -g -p "$dp" -o "$OUT/perf-${label//[\/@]/_}-$variant.data" \
+            -- sleep "$((SECS - 2))") >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    taskset -c 0 "$bin/strait-dpctl" relay --shm "$shm" --streams "$STREAMS" --variant "$variant" \
+        --a-base 10000 --b-base 20000 --pairs-out "$OUT/pairs.txt" >/dev/null 2>"$OUT/dpctl.log" ||
+        { cat "$OUT/dpctl.log" >&2; kill "$dp"; wait "$dp" 2>/dev/null || true; PIDS=(); ports_free; return 1; }
     taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$SECS" --warmup 1 --lat ts --fill tone \
-        --watch-pid "$dp" --watch-cpu 1 --label "relay=strait-$io variant=$variant " | tail -1
+        --watch-pid "$dp" --watch-cpu 1 --label "relay=$label variant=$variant " | tail -1
+    [ -z "$perf_pid" ] || wait "$perf_pid" || true
     kill "$dp"; wait "$dp" 2>/dev/null || true; PIDS=()
     ports_free
 }
 
 ports_free() { # the kernel closes io_uring-registered sockets asynchronously after exit
     for _ in $(seq 1 100); do
-        ss -Hunl 'sport >= :30000 and sport <= :50000' | grep -q . || return 0
+        # (no `| grep -q`: under pipefail its early exit fails ss with SIGPIPE, which read as "free")
+        [ -z "$(ss -Hunl 'sport >= :30000 and sport <= :50000')" ] && return 0
         sleep 0.1
     done
     echo "compare.sh: relay ports still bound 10 s after the relay exited" >&2; return 1
+}
+
+run_null() { # variant: the anchor's trivial epoll forwarder (recv + send per packet, no parsing, plain only)
+    rm -f "$OUT/null.log"
+    python3 "$ANCHOR/ng.py" null --streams "$STREAMS" --a-base 10000 --b-base 20000 --relay-base 30000 \
+        --out "$OUT/pairs.txt" --map-out "$OUT/null-map.txt" >/dev/null
+    taskset -c 1 "$OUT/nullrelay" --map "$OUT/null-map.txt" --max-seconds $((SECS + 120)) >"$OUT/null.log" 2>&1 &
+    local np=$!; PIDS+=("$np")
+    wait_for "$OUT/null.log" ready 10
+    taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$SECS" --warmup 1 --lat ts --fill tone \
+        --watch-pid "$np" --watch-cpu 1 --label "relay=null variant=$1 " | tail -1
+    kill "$np"; wait "$np" 2>/dev/null || true; PIDS=()
+    ports_free
 }
 
 run_rtpengine() { # variant
@@ -89,40 +120,67 @@ run_rtpengine() { # variant
     ports_free
 }
 
+run_one() { # relay variant
+    case $1 in
+        strait-uring) run_strait uring "$2" ;;
+        strait-mmsg) run_strait mmsg "$2" ;;
+        strait-uring@*) run_strait uring "$2" "${1#*@}" "$1" ;;
+        strait-mmsg@*) run_strait mmsg "$2" "${1#*@}" "$1" ;;
+        rtpengine) run_rtpengine "$2" ;;
+        null) run_null "$2" ;;
+    esac
+}
+for relay in $RELAYS; do
+    case $relay in strait-uring|strait-mmsg|strait-uring@*|strait-mmsg@*|rtpengine|null) ;;
+        *) echo "unknown relay $relay" >&2; exit 2 ;; esac
+done
+
 LINES=()
-for variant in $VARIANTS; do
-    for relay in $RELAYS; do
-        case $relay in
-            strait-uring) line=$(run_strait uring "$variant") ;;
-            strait-mmsg) line=$(run_strait mmsg "$variant") ;;
-            rtpengine) line=$(run_rtpengine "$variant") ;;
-            *) echo "unknown relay $relay" >&2; exit 2 ;;
-        esac
-        echo "$line"
-        LINES+=("$line")
+for rep in $(seq 1 "${REPS:-1}"); do
+    for variant in $VARIANTS; do
+        for relay in $RELAYS; do
+            [ "$relay" != null ] || [ "$variant" = plain ] || continue
+            line=$(run_one "$relay" "$variant") || line=""
+            if [ -z "$line" ]; then echo "compare.sh: rep $rep $relay $variant failed; left out" >&2; continue; fi
+            echo "rep=$rep $line"
+            LINES+=("$line")
+        done
     done
 done
 
 python3 - "$STREAMS" "${RPS:-0}" "${LINES[@]}" <<'PY'
-import sys
+import statistics, sys
 streams, rps = sys.argv[1], sys.argv[2]
-rows = []
+groups = {}
 for line in sys.argv[3:]:
     d = dict(t.split("=", 1) for t in line.split() if "=" in t)
     cpu = float(d["relay_cpu"].rstrip("%")) / 100
     pps = float(d["relayed_pps"])
-    rows.append((d["variant"], d["relay"], pps, cpu, pps / cpu if cpu > 0 else float("nan"),
-                 d["loss"], d["p50_us"], d["p99_us"], d["gen_cpu"], d["gen_ok"]))
+    groups.setdefault((d["variant"], d["relay"]), []).append(dict(
+        pps=pps, cpu=cpu, per=pps / cpu if cpu > 0 else float("nan"), loss=float(d["loss"].rstrip("%")),
+        core=float(d["cpu1_busy"].rstrip("%")) / 100,
+        p50=int(d["p50_us"]), p99=int(d["p99_us"]), gen=float(d["gen_cpu"].rstrip("%")), ok=d["gen_ok"] == "1"))
+med = lambda rs, k: statistics.median(r[k] for r in rs)
 print()
 print(f"streams={streams}  (50 packets/s each, 172 bytes; relay on core 1, generator on core 0; "
       f"loopback receive steering to core 0: {'on' if rps == '1' else 'off'})")
-print("| variant | relay | relayed pkt/s | relay core busy | relayed pkt per CPU-second | loss | p50 | p99 | generator CPU (schedule kept) |")
-print("|---|---|---|---|---|---|---|---|---|")
-base = {}
-for r in rows:
-    if r[1] == "rtpengine":
-        base[r[0]] = r[4]
-for v, relay, pps, cpu, per, loss, p50, p99, gcpu, gok in rows:
+reps = max(len(rs) for rs in groups.values())
+if reps > 1:
+    print(f"{reps} interleaved repetitions: medians of busy, per CPU-second, p50 and p99; worst loss, p99 and generator CPU")
+print("| variant | relay | relayed pkt/s | relay process CPU | relayed pkt per CPU-second | core 1 busy (per busy second) | loss | p50 | p99 | generator CPU (schedule kept) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+base = {v: med(rs, "per") for (v, relay), rs in groups.items() if relay == "rtpengine"}
+for (v, relay), rs in groups.items():
+    per = med(rs, "per")
     ratio = f" ({per / base[v]:.1f}x rtpengine)" if v in base and relay != "rtpengine" else ""
-    print(f"| {v} | {relay} | {pps:,.0f} | {cpu*100:.0f} % | {per:,.0f}{ratio} | {loss} | {p50} µs | {p99} µs | {gcpu} ({'yes' if gok == '1' else 'NO'}) |")
+    busy = f"{med(rs, 'cpu') * 100:.0f} %"
+    p99 = f"{med(rs, 'p99'):.0f} µs"
+    if len(rs) > 1:
+        busy += " (" + " ".join(f"{r['cpu'] * 100:.0f}" for r in rs) + ")"
+        p99 += f" (max {max(r['p99'] for r in rs)})"
+    ok = "yes" if all(r["ok"] for r in rs) else "NO"
+    core = med(rs, "core")
+    core_s = f"{core * 100:.0f} % ({med(rs, 'pps') / core:,.0f})" if core > 0 else "-"
+    print(f"| {v} | {relay} | {med(rs, 'pps'):,.0f} | {busy} | {per:,.0f}{ratio} | {core_s} | {max(r['loss'] for r in rs):.4f} % "
+          f"| {med(rs, 'p50'):.0f} µs | {p99} | {max(r['gen'] for r in rs):.1f} % ({ok}) |")
 PY
