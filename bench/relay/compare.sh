@@ -57,8 +57,19 @@ wait_for() { # file pattern seconds
     echo "compare.sh: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
+stop_relay() { # pid
+    kill "$1"; wait "$1" 2>/dev/null || true; PIDS=()
+    ports_free
+}
+
+measure() { # relay-pid label variant duration warmup: the generator's summary line
+    taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$4" --warmup "$5" --lat ts \
+        --fill tone --watch-pid "$1" --watch-cpu 1 --label "relay=$2 variant=$3 " | tail -1
+}
+
 run_strait() { # io variant [bin-dir label]
     local io=$1 variant=$2 bin=${3:-$BIN} label=${4:-strait-$1} shm=/dev/shm/strait-bench-$$
+    bin=${bin:-$BIN}
     rm -f "$OUT/dataplane.log"   # else wait_for can see the previous run's "ready" before the shell truncates it
     taskset -c 1 "$bin/strait-dataplane" --shm "$shm" --cores 1 --io "$io" ${STRAIT_ARGS:-} \
         --port-min 30000 --port-max 39999 >"$OUT/dataplane.log" 2>&1 &
@@ -72,12 +83,10 @@ run_strait() { # io variant [bin-dir label]
     fi
     taskset -c 0 "$bin/strait-dpctl" relay --shm "$shm" --streams "$STREAMS" --variant "$variant" \
         --a-base 10000 --b-base 20000 --pairs-out "$OUT/pairs.txt" >/dev/null 2>"$OUT/dpctl.log" ||
-        { cat "$OUT/dpctl.log" >&2; kill "$dp"; wait "$dp" 2>/dev/null || true; PIDS=(); ports_free; return 1; }
-    taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$SECS" --warmup 1 --lat ts --fill tone \
-        --watch-pid "$dp" --watch-cpu 1 --label "relay=$label variant=$variant " | tail -1
+        { cat "$OUT/dpctl.log" >&2; stop_relay "$dp"; return 1; }
+    measure "$dp" "$label" "$variant" "$SECS" 1
     [ -z "$perf_pid" ] || wait "$perf_pid" || true
-    kill "$dp"; wait "$dp" 2>/dev/null || true; PIDS=()
-    ports_free
+    stop_relay "$dp"
 }
 
 ports_free() { # the kernel closes io_uring-registered sockets asynchronously after exit
@@ -96,10 +105,8 @@ run_null() { # variant: the anchor's trivial epoll forwarder (recv + send per pa
     taskset -c 1 "$OUT/nullrelay" --map "$OUT/null-map.txt" --max-seconds $((SECS + 120)) >"$OUT/null.log" 2>&1 &
     local np=$!; PIDS+=("$np")
     wait_for "$OUT/null.log" ready 10
-    taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$SECS" --warmup 1 --lat ts --fill tone \
-        --watch-pid "$np" --watch-cpu 1 --label "relay=null variant=$1 " | tail -1
-    kill "$np"; wait "$np" 2>/dev/null || true; PIDS=()
-    ports_free
+    measure "$np" null "$1" "$SECS" 1
+    stop_relay "$np"
 }
 
 run_rtpengine() { # variant
@@ -114,25 +121,20 @@ run_rtpengine() { # variant
     timeout 600 taskset -c 0 python3 "$ANCHOR/ng.py" setup --ng 127.0.0.1:2223 --variant "$variant" \
         --streams "$STREAMS" --a-base 10000 --b-base 20000 --out "$OUT/pairs.txt" 2>"$OUT/ng.log"
     # rtpengine learns endpoints in its first ~3 s: those are not counted.
-    taskset -c 0 "$OUT/rtpload" --pairs "$OUT/pairs.txt" --duration "$((SECS + WARMUP))" --warmup "$WARMUP" \
-        --lat ts --fill tone --watch-pid "$rp" --watch-cpu 1 --label "relay=rtpengine variant=$variant " | tail -1
-    kill "$rp"; wait "$rp" 2>/dev/null || true; PIDS=()
-    ports_free
+    measure "$rp" rtpengine "$variant" "$((SECS + WARMUP))" "$WARMUP"
+    stop_relay "$rp"
 }
 
+RELAY_RE='^(strait-(uring|mmsg)(@.+)?|rtpengine|null)$'
 run_one() { # relay variant
+    [[ $1 =~ $RELAY_RE ]]
     case $1 in
-        strait-uring) run_strait uring "$2" ;;
-        strait-mmsg) run_strait mmsg "$2" ;;
-        strait-uring@*) run_strait uring "$2" "${1#*@}" "$1" ;;
-        strait-mmsg@*) run_strait mmsg "$2" "${1#*@}" "$1" ;;
-        rtpengine) run_rtpengine "$2" ;;
-        null) run_null "$2" ;;
+        strait-*) run_strait "${BASH_REMATCH[2]}" "$2" "${BASH_REMATCH[3]#@}" "$1" ;;
+        *) "run_$1" "$2" ;;
     esac
 }
 for relay in $RELAYS; do
-    case $relay in strait-uring|strait-mmsg|strait-uring@*|strait-mmsg@*|rtpengine|null) ;;
-        *) echo "unknown relay $relay" >&2; exit 2 ;; esac
+    [[ $relay =~ $RELAY_RE ]] || { echo "unknown relay $relay" >&2; exit 2; }
 done
 
 LINES=()
